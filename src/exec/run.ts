@@ -80,6 +80,11 @@ export interface SpawnOptions {
   signal?: AbortSignal;
   stdin?: 'pipe' | 'ignore' | Readable;
   stdout?: 'pipe' | 'ignore' | Writable;
+  /**
+   * Run in its own process group and signal the whole group on abort. For scripts (modules) that start
+   * children of their own: killing only the shell would leave them running, holding our pipes open.
+   */
+  group?: boolean;
 }
 
 /** A long-running child whose stdio the caller streams. The caller must await `done`. */
@@ -99,7 +104,8 @@ export async function spawn(cmd: string, args: readonly string[], opts: SpawnOpt
     cwd: opts.cwd,
     env: opts.env,
     extendEnv: true,
-    cancelSignal: opts.signal,
+    cancelSignal: opts.group ? undefined : opts.signal,
+    detached: opts.group ?? false,
     forceKillAfterDelay: 5000,
     reject: false,
     buffer: false,
@@ -108,6 +114,7 @@ export async function spawn(cmd: string, args: readonly string[], opts: SpawnOpt
     stderr: 'pipe',
     encoding: 'buffer',
   });
+  if (opts.group && opts.signal && child.pid) killGroupOnAbort(child.pid, opts.signal, child);
   const done = child.then((r) => {
     if (r.exitCode === undefined && !r.signal && r.failed && !r.isCanceled) {
       const cause = (r.cause as Error | undefined)?.message ?? 'failed to start';
@@ -125,6 +132,27 @@ export async function spawn(cmd: string, args: readonly string[], opts: SpawnOpt
       child.kill(signal);
     },
   };
+}
+
+function killGroupOnAbort(pid: number, signal: AbortSignal, exited: PromiseLike<unknown>): void {
+  const killGroup = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      /* the group is gone */
+    }
+  };
+  const onAbort = () => {
+    killGroup('SIGTERM');
+    const hard = setTimeout(() => killGroup('SIGKILL'), 5000);
+    hard.unref();
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  exited.then(
+    () => signal.removeEventListener('abort', onAbort),
+    () => signal.removeEventListener('abort', onAbort),
+  );
 }
 
 export function lastLines(text: string, n: number): string {

@@ -35,16 +35,18 @@ export function xfsrestoreArgs(mode: RestoreMode): string[] {
 
 /** Feed `source` into xfsrestore; resolves with its parsed report once it succeeded, rejects otherwise. */
 export async function runXfsrestore(mode: RestoreMode, source: Readable, opts: { signal?: AbortSignal; onLine?: (l: string) => void } = {}): Promise<RestoreReport> {
-  // The table of contents goes to stdout: a file name per line, for millions of files. We only need
-  // the counts from stderr, so stdout is discarded rather than buffered.
-  const child = await spawn('xfsrestore', xfsrestoreArgs(mode), { signal: opts.signal, stdin: 'pipe', stdout: 'ignore' });
+  // xfsrestore writes its messages to stdout (mixed with the table of contents, a file name per line,
+  // for millions of files): both streams are parsed line by line as they pass, nothing is buffered.
+  const child = await spawn('xfsrestore', xfsrestoreArgs(mode), { signal: opts.signal, stdin: 'pipe', stdout: 'pipe' });
   const report: RestoreReport = { status: undefined, sessionId: undefined, level: undefined, directories: undefined, entries: undefined, errors: [] };
   const tail = new Tail();
-  const parsing = eachLine(child.stderr, (line) => {
+  const onLine = (line: string) => {
+    if (!line.startsWith('xfsrestore:')) return; // a table-of-contents entry
     tail.push(line);
     opts.onLine?.(line);
     parseRestoreLine(line, report);
-  });
+  };
+  const parsing = Promise.all([eachLine(child.stdout!, onLine), eachLine(child.stderr, onLine)]);
   // xfsrestore may stop reading early (an error); the source must then not hang or crash us with EPIPE.
   let feedError: Error | undefined;
   const feeding = new Promise<void>((resolve) => {

@@ -74,7 +74,7 @@ export async function runModuleScript(
 ): Promise<{ exitCode: number | undefined; timedOut: boolean; signal?: string }> {
   const timeout = AbortSignal.timeout(cfg.modules.timeoutSec * 1000);
   const both = signal ? AbortSignal.any([signal, timeout]) : timeout;
-  const child = await spawn(mod.file, [spoolDir], { cwd: spoolDir, env: moduleEnv(cfg, mod.name, spoolDir), signal: both, stdin: 'ignore', stdout: 'pipe' });
+  const child = await spawn(mod.file, [spoolDir], { cwd: spoolDir, env: moduleEnv(cfg, mod.name, spoolDir), signal: both, stdin: 'ignore', stdout: 'pipe', group: true });
   const prefix = `module ${mod.name}: `;
   await Promise.all([eachLine(child.stdout!, (l) => log.info(prefix + l)), eachLine(child.stderr, (l) => log.info(prefix + l))]);
   const done = await child.done;

@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// drkit's command line. Every command module is imported only when that command runs, so that the hourly
+// `drkit cron` pays only for config, state and schedule when nothing is due.
+import { Command, CommanderError } from 'commander';
+import { CliError, EXIT } from './cli/exit.js';
+import { DRKIT_VERSION } from './version.js';
+
+const program = new Command('drkit')
+  .description('Disaster recovery for Linux appliances: system copy + xfsdump of /home to disk, SMB or tape, and full restore.')
+  .version(DRKIT_VERSION)
+  .option('-c, --config <file>', 'configuration file (default: $DRKIT_CONFIG or /etc/drkit/drkit.conf)')
+  .option('-v, --verbose', 'say more on stderr')
+  .exitOverride()
+  .showHelpAfterError()
+  .addHelpText(
+    'after',
+    `
+Exit codes: 0 ok (or nothing due), 1 the job failed, 2 usage or configuration error (nothing was done).`,
+  );
+
+type Globals = { config?: string; verbose?: boolean };
+const globals = (): Globals => program.opts<Globals>();
+
+program
+  .command('cron')
+  .description('run from cron every hour: back up when a backup is due, otherwise exit 0 silently')
+  .option('--now <iso-time>', 'pretend the clock says this (testing)')
+  .action(async (o: { now?: string }) => {
+    const { cronCommand } = await import('./cli/backup.js');
+    return cronCommand(globals(), o);
+  });
+
+program
+  .command('backup')
+  .description('run a backup now, whether or not one is due')
+  .option('--no-progress', 'no progress line even on a terminal')
+  .action(async (o: { progress: boolean }) => {
+    const { backupCommand } = await import('./cli/backup.js');
+    return backupCommand(globals(), o);
+  });
+
+program
+  .command('list')
+  .description('list the dumps on a target')
+  .option('-t, --target <name>', 'target to list (default: the dump target)')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { target?: string; json?: boolean }) => {
+    const { listCommand } = await import('./cli/list.js');
+    return listCommand(globals(), o);
+  });
+
+program
+  .command('verify')
+  .description('re-read a dump (default: the newest), check size and SHA-256, and prove xfsrestore can parse it')
+  .argument('[dump]', 'dump id (see `drkit list`)')
+  .option('-t, --target <name>', 'target (default: the dump target)')
+  .option('--json', 'machine-readable output')
+  .action(async (dump: string | undefined, o: { target?: string; json?: boolean }) => {
+    const { verifyCommand } = await import('./cli/verify.js');
+    return verifyCommand(globals(), dump, o);
+  });
+
+program
+  .command('status')
+  .description('last success and its age, last result, next due time, target free space')
+  .option('--json', 'machine-readable output')
+  .option('--now <iso-time>', 'pretend the clock says this (testing)')
+  .action(async (o: { json?: boolean; now?: string }) => {
+    const { statusCommand } = await import('./cli/status.js');
+    return statusCommand(globals(), o);
+  });
+
+const config = program.command('config').description('configuration');
+config
+  .command('check')
+  .description('validate the configuration and print the effective settings (secrets masked)')
+  .action(async () => {
+    const { configCheckCommand } = await import('./cli/config.js');
+    return configCheckCommand(globals());
+  });
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version are not errors; everything else commander rejects is a usage error.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
+      return EXIT.usage;
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`drkit: ${err.message}\n`);
+      return err.code;
+    }
+    process.stderr.write(`drkit: ${(err as Error).stack ?? String(err)}\n`);
+    return EXIT.failed;
+  }
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

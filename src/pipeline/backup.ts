@@ -1,0 +1,125 @@
+// One backup run, end to end: repair -> system copy -> spool modules -> dump -> manifest -> verify ->
+// retention. The caller holds the lock and records the run in the state file (pipeline/run.ts).
+import os from 'node:os';
+import type { Config } from '../config/types.js';
+import { openTarget } from '../target/registry.js';
+import type { Target } from '../target/target.js';
+import { deleteDumps, planNextDump, prunable, readCatalog, repairTarget, writeManifest } from '../catalog/catalog.js';
+import { MANIFEST_FORMAT, dumpObject, makeDumpId, type Manifest } from '../catalog/manifest.js';
+import { systemCopy } from '../prepare/systemcopy.js';
+import { runSpoolModules, type ModuleOutcome } from '../prepare/spool.js';
+import { dumpToTarget, MissingBaseError } from '../dump/dump.js';
+import { progressLine } from '../dump/progress.js';
+import { verifyDump } from '../verify/verify.js';
+import type { Logger } from '../report/log.js';
+import { DRKIT_VERSION } from '../version.js';
+
+export interface BackupOptions {
+  log: Logger;
+  signal?: AbortSignal;
+  /** Show a progress line on stderr (a person is watching). */
+  progress?: boolean;
+  now?: () => Date;
+}
+
+export interface BackupResult {
+  manifest: Manifest;
+  target: string;
+  pruned: string[];
+}
+
+export class BackupError extends Error {
+  override name = 'BackupError';
+}
+
+export async function runBackup(cfg: Config, opts: BackupOptions): Promise<BackupResult> {
+  const { log, signal } = opts;
+  const now = opts.now ?? (() => new Date());
+  const targetCfg = cfg.targets[cfg.dump.target]!;
+  const target = await openTarget(targetCfg);
+  log.info(`backup of ${cfg.paths.home} to ${target.display} (host ${cfg.host})`);
+
+  const repaired = await repairTarget(target, cfg.host);
+  for (const r of repaired) log.warn(`removed ${r}: left by an interrupted run`);
+
+  if (cfg.systemCopy.enabled) {
+    log.info(`system copy: ${cfg.paths.root} and ${cfg.paths.boot} -> ${cfg.paths.systemCopy}`);
+    const sc = await systemCopy(cfg, signal);
+    for (const w of sc.warnings) log.warn(w);
+    log.info(`system copy: ${sc.root.filesTransferred + sc.boot.filesTransferred} files (${sc.root.bytesTransferred + sc.boot.bytesTransferred} bytes) copied`);
+  }
+
+  const modules = await runSpoolModules(cfg, log, signal);
+  const failedRequired = modules.filter((m): m is Extract<ModuleOutcome, { status: 'failed' }> => m.status === 'failed' && m.required);
+  if (failedRequired.length) throw new BackupError(`required module(s) failed: ${failedRequired.map((m) => `${m.name} (${m.error})`).join(', ')}`);
+
+  const manifest = await dumpOnce(cfg, target, modules, opts, now);
+
+  if (cfg.dump.verify === 'after-backup') {
+    log.info(`verify: reading ${manifest.id} back from ${target.display}`);
+    const v = await verifyDump(target, manifest, signal);
+    manifest.verified = { at: now().toISOString(), ok: v.ok, entries: v.entries, ...(v.ok ? {} : { error: v.problems.join('; ') }) };
+    await writeManifest(target, manifest);
+    if (!v.ok) throw new BackupError(`verification of ${manifest.id} failed: ${v.problems.join('; ')}`);
+    log.info(`verify: ok (${v.entries ?? '?'} entries, SHA-256 matches)`);
+  }
+
+  // Only now, with a new complete (and verified, when configured) dump on the target, may old ones go.
+  const { dumps } = await readCatalog(target, cfg.host);
+  const victims = prunable(dumps, cfg.retention.keepFull);
+  await deleteDumps(target, cfg.host, victims);
+  for (const v of victims) log.info(`retention: deleted ${v.id}`);
+  return { manifest, target: targetCfg.name, pruned: victims.map((v) => v.id) };
+}
+
+async function dumpOnce(cfg: Config, target: Target, modules: ModuleOutcome[], opts: BackupOptions, now: () => Date): Promise<Manifest> {
+  const { log, signal } = opts;
+  const { dumps } = await readCatalog(target, cfg.host);
+  let plan = planNextDump(dumps, cfg.dump.levels);
+  for (;;) {
+    const started = now();
+    let id = makeDumpId(cfg.host, started, plan.level);
+    if (dumps.some((d) => d.id === id)) id = `${id}-${process.pid}`;
+    const sessionLabel = `${cfg.host} ${started.toISOString()} level ${plan.level}`;
+    log.info(`dump: ${id} (level ${plan.level}${plan.base ? `, based on ${plan.base.id}` : ''})`);
+    try {
+      const r = await dumpToTarget(target, {
+        mountpoint: cfg.paths.home,
+        base: plan.base ? { baseSessionId: plan.base.sessionId } : { level: 0 },
+        sessionLabel,
+        mediaLabel: id,
+        object: dumpObject(cfg.host, id),
+        progress: opts.progress ? progressLine(`dump ${id}`) : undefined,
+        signal,
+      });
+      for (const w of r.warnings) log.warn(`xfsdump: ${w}`);
+      const manifest: Manifest = {
+        format: MANIFEST_FORMAT,
+        id,
+        host: cfg.host,
+        level: r.level,
+        base: plan.base?.id ?? null,
+        sessionId: r.sessionId,
+        sessionLabel,
+        mediaLabel: id,
+        mountpoint: cfg.paths.home,
+        started: started.toISOString(),
+        finished: now().toISOString(),
+        bytes: r.bytes,
+        sha256: r.sha256,
+        drkitVersion: DRKIT_VERSION,
+        modules,
+      };
+      await writeManifest(target, manifest);
+      log.info(`dump: ${id} complete, ${r.bytes} bytes, sha256 ${r.sha256}`);
+      return manifest;
+    } catch (err) {
+      if (err instanceof MissingBaseError && plan.base) {
+        log.warn(`xfsdump's inventory (on ${os.hostname()}) no longer knows ${plan.base.id}; taking a full dump instead`);
+        plan = { level: 0, base: null };
+        continue;
+      }
+      throw err;
+    }
+  }
+}

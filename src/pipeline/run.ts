@@ -1,0 +1,83 @@
+// A backup run as the outside world sees it: under the lock, recorded in the state file, cancelled
+// cleanly by SIGTERM/SIGINT, reported at the end. Whatever happens, the lock is released and the run
+// record says how it ended; what a crash (kill -9, power loss) leaves is repaired by the next run.
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../config/types.js';
+import { acquireLock } from '../state/lock.js';
+import { appendRun, markCrashed, readState, StateCorruptError, updateRun, writeState, type RunRecord } from '../state/state.js';
+import type { Logger } from '../report/log.js';
+import { runBackup, type BackupResult } from './backup.js';
+import { reportRun } from '../report/notify.js';
+
+export interface RunOptions {
+  log: Logger;
+  progress?: boolean;
+  now?: () => Date;
+}
+
+export type RunOutcome = { status: 'success'; record: RunRecord; result: BackupResult } | { status: 'failed'; record: RunRecord; error: string };
+
+export async function backupRun(cfg: Config, opts: RunOptions): Promise<RunOutcome> {
+  const { log } = opts;
+  const now = opts.now ?? (() => new Date());
+  const lock = await acquireLock(cfg.paths.lock);
+  if (lock.warning) log.warn(lock.warning);
+
+  const abort = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    log.error(`received ${sig}: stopping the run`);
+    abort.abort(new Error(`interrupted by ${sig}`));
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  const record: RunRecord = { id: randomUUID(), kind: 'backup', start: now().toISOString(), status: 'running', pid: process.pid, target: cfg.dump.target };
+  try {
+    await prepareState(cfg, log);
+    await appendRun(cfg.paths.state, record);
+    try {
+      const result = await runBackup(cfg, { log, signal: abort.signal, progress: opts.progress, now });
+      const done: Partial<RunRecord> = {
+        status: 'success',
+        end: now().toISOString(),
+        bytes: result.manifest.bytes,
+        dumpId: result.manifest.id,
+        level: result.manifest.level,
+        ...(log.warnings.length ? { warnings: [...log.warnings] } : {}),
+      };
+      await updateRun(cfg.paths.state, record.id, done);
+      Object.assign(record, done);
+      log.info(`backup ${result.manifest.id} succeeded`);
+      await reportRun(cfg, record, log);
+      return { status: 'success', record, result };
+    } catch (err) {
+      const error = abort.signal.aborted ? String((abort.signal.reason as Error).message) : (err as Error).message;
+      const done: Partial<RunRecord> = { status: 'failed', end: now().toISOString(), error, ...(log.warnings.length ? { warnings: [...log.warnings] } : {}) };
+      await updateRun(cfg.paths.state, record.id, done);
+      Object.assign(record, done);
+      log.error(`backup failed: ${error}`);
+      await reportRun(cfg, record, log);
+      return { status: 'failed', record, error };
+    }
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    await lock.release();
+  }
+}
+
+/** Read the state, set a corrupt file aside (loudly), and mark runs a crash left as "running" as crashed. */
+async function prepareState(cfg: Config, log: Logger): Promise<void> {
+  try {
+    const state = await readState(cfg.paths.state);
+    const crashed = markCrashed(state);
+    if (crashed.length) {
+      for (const r of crashed) log.warn(`the run started ${r.start} (pid ${r.pid}) never finished: recorded as crashed`);
+      await writeState(cfg.paths.state, state);
+    }
+  } catch (err) {
+    if (!(err instanceof StateCorruptError)) throw err;
+    // Refusing to back up forever is worse than starting a new history: say so loudly and go on.
+    log.error(err.message);
+  }
+}
