@@ -70,6 +70,20 @@ program
     return statusCommand(globals(), o);
   });
 
+program
+  .command('restore')
+  .description('full restore of the home filesystem (reformats it!), or with --files single files into a new directory')
+  .option('-f, --from <target>', 'target to restore from (default: the dump target)')
+  .option('-d, --dump <id>', 'dump to restore (default: the newest); its incremental chain is applied in order')
+  .option('--yes-destroy-home', 'confirm that the home filesystem is reformatted (full restore)')
+  .option('--files <path...>', 'restore only these files/directories (absolute under home, or relative to it)')
+  .option('--to <dir>', 'with --files: a new or empty directory to restore into')
+  .option('--no-progress', 'no progress line even on a terminal')
+  .action(async (o: import('./cli/restore.js').RestoreCliOptions) => {
+    const { restoreCommand } = await import('./cli/restore.js');
+    return restoreCommand(globals(), o);
+  });
+
 const config = program.command('config').description('configuration');
 config
   .command('check')

@@ -11,7 +11,7 @@ import { runBackup } from '../src/pipeline/backup.js';
 import { readCatalog, chainFor } from '../src/catalog/catalog.js';
 import { dumpObject } from '../src/catalog/manifest.js';
 import { openTarget } from '../src/target/registry.js';
-import { runXfsrestore } from '../src/exec/xfsrestore.js';
+import { restoreChain as restoreDumps } from '../src/restore/chain.js';
 import { verifyDump } from '../src/verify/verify.js';
 import { quietLogger } from '../src/report/log.js';
 
@@ -22,10 +22,7 @@ async function restoreChain(t: { teardown(fn: () => unknown): void }, cfg: Param
   const target = await openTarget(cfg.targets[cfg.dump.target]!);
   const { dumps } = await readCatalog(target, cfg.host);
   const dest = await makeLoopXfs(t);
-  for (const d of chainFor(dumps, id)) {
-    await runXfsrestore({ kind: 'cumulative', dest: dest.mnt }, await target.open(dumpObject(cfg.host, d.id)));
-  }
-  await rm(path.join(dest.mnt, 'xfsrestorehousekeepingdir'), { recursive: true, force: true });
+  await restoreDumps(target, chainFor(dumps, id), { dest: dest.mnt });
   return dest.mnt;
 }
 

@@ -71,4 +71,14 @@ export interface Config {
   retention: { keepFull: number };
   modules: ModuleSettings;
   report: { syslog: boolean; mailTo: string[]; mailFrom: string | undefined };
+  restore: RestoreSettings;
+}
+
+export interface RestoreSettings {
+  /** Services stopped before /home is unmounted (systemd units, or /etc/init.d scripts without systemd). */
+  services: string[];
+  /** The home filesystem's device, when it cannot be read from the mount table (home not mounted). */
+  homeDevice: string | undefined;
+  /** This node is a DRBD node: a restore marks it primary (<home>/.systembackup/boot/drbd.primary). */
+  drbd: boolean;
 }

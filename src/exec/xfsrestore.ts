@@ -1,14 +1,18 @@
 // The xfsrestore layer: reads a dump stream on stdin. Three uses: table of contents (verify: proves a
-// dump parses end to end), cumulative restore of a chain (full restore), and subtree extraction
-// (single-file restore into a separate directory).
+// dump parses end to end) and cumulative restore of a chain, whole (full restore) or limited to
+// subtrees (single-file restore into a separate directory).
 import type { Readable } from 'node:stream';
 import { eachLine, Tail } from './lines.js';
 import { spawn, ToolError } from './run.js';
 
 export type RestoreMode =
   | { kind: 'toc' }
-  | { kind: 'cumulative'; dest: string }
-  | { kind: 'subtrees'; dest: string; subtrees: string[] };
+  /**
+   * One level of a cumulative restore (full dump first, then each incremental in order). `subtrees`
+   * limits the restore to those paths; xfsrestore accepts it only when the cumulative restore begins
+   * (the full dump) and keeps the selection for the levels after it.
+   */
+  | { kind: 'cumulative'; dest: string; subtrees?: string[] };
 
 export interface RestoreReport {
   status: string | undefined;
@@ -27,9 +31,7 @@ export function xfsrestoreArgs(mode: RestoreMode): string[] {
     case 'cumulative':
       // -r: apply a base and its incrementals in order; xfsrestore keeps its bookkeeping in
       // DEST/xfsrestorehousekeepingdir between levels and refuses an out-of-order level.
-      return ['-F', '-r', '-', mode.dest];
-    case 'subtrees':
-      return ['-F', ...mode.subtrees.flatMap((s) => ['-s', s]), '-', mode.dest];
+      return ['-F', '-r', ...(mode.subtrees ?? []).flatMap((s) => ['-s', s]), '-', mode.dest];
   }
 }
 

@@ -59,6 +59,7 @@ export async function makeSandbox(t: Teardown, o: SandboxOptions = {}): Promise<
     retention: { keepFull: o.keepFull ?? 2 },
     modules: { timeoutSec: 60, optional: [], disabled: [] },
     report: { syslog: false, mailTo: [], mailFrom: undefined },
+    restore: { services: [], homeDevice: undefined, drbd: false },
   };
   return { root, home, work: work.dir, cfg };
 }

@@ -1,0 +1,59 @@
+// `drkit restore`: the full restore engine (for scripts; the wizard drives the same engine), and
+// single-file restore with --files.
+import type { GlobalOptions } from './context.js';
+import { commandLogger, loadConfigOrExit, pickTarget } from './context.js';
+import { CliError, EXIT } from './exit.js';
+
+export interface RestoreCliOptions {
+  from?: string;
+  dump?: string;
+  yesDestroyHome?: boolean;
+  files?: string[];
+  to?: string;
+  progress: boolean;
+}
+
+export async function restoreCommand(g: GlobalOptions, o: RestoreCliOptions): Promise<void> {
+  const cfg = await loadConfigOrExit(g);
+  if (o.files && !o.to) throw new CliError('--files needs --to DIR (a new or empty directory)', EXIT.usage);
+  if (!o.files && o.to) throw new CliError('--to goes with --files', EXIT.usage);
+  if (!o.files && !o.yesDestroyHome) {
+    throw new CliError(`a full restore reformats ${cfg.paths.home} and destroys everything on it: add --yes-destroy-home, or use "drkit wizard"`, EXIT.usage);
+  }
+  const tc = pickTarget(cfg, o.from);
+  const { openTarget } = await import('../target/registry.js');
+  const { readCatalog, chainFor } = await import('../catalog/catalog.js');
+  const target = await openTarget(tc);
+  const { dumps } = await readCatalog(target, cfg.host);
+  const last = o.dump ? dumps.find((d) => d.id === o.dump) : dumps.at(-1);
+  if (!last) throw new CliError(o.dump ? `no complete dump ${o.dump} on ${target.display} (see drkit list)` : `no dumps of ${cfg.host} on ${target.display}`, EXIT.failed);
+  let chain;
+  try {
+    chain = chainFor(dumps, last.id);
+  } catch (err) {
+    throw new CliError((err as Error).message, EXIT.failed);
+  }
+  const log = commandLogger(cfg, g, 'restore');
+  try {
+    if (o.files) {
+      const { restoreFiles, FileRestoreError } = await import('../restore/files.js');
+      try {
+        const dest = await restoreFiles(cfg, target, chain, o.files, o.to!);
+        process.stdout.write(`restored ${o.files.join(', ')} from ${last.id} into ${dest}\n`);
+      } catch (err) {
+        if (err instanceof FileRestoreError) throw new CliError(err.message, EXIT.usage);
+        throw new CliError((err as Error).message, EXIT.failed);
+      }
+      return;
+    }
+    const { fullRestore } = await import('../restore/engine.js');
+    try {
+      await fullRestore(cfg, { target, chain, log, progress: o.progress && process.stderr.isTTY });
+    } catch (err) {
+      throw new CliError((err as Error).message, EXIT.failed);
+    }
+    process.stdout.write(`restored ${chain.map((m) => m.id).join(' -> ')} into ${cfg.paths.home}. Reboot now.\n`);
+  } finally {
+    await log.close();
+  }
+}

@@ -1,0 +1,35 @@
+// Cumulative restore of a chain of dumps (full first, then each incremental in order) from a target.
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Target } from '../target/target.js';
+import type { Manifest } from '../catalog/manifest.js';
+import { readDumpInto } from '../dump/read.js';
+import type { ProgressLine } from '../dump/progress.js';
+
+export interface ChainRestoreOptions {
+  dest: string;
+  /** Restore only these paths (relative to the dumped filesystem's root). */
+  subtrees?: string[];
+  signal?: AbortSignal;
+  progress?: (m: Manifest) => ProgressLine | undefined;
+  onLevel?: (m: Manifest, index: number) => void;
+}
+
+export class RestoreLevelError extends Error {
+  override name = 'RestoreLevelError';
+}
+
+export async function restoreChain(target: Target, chain: Manifest[], o: ChainRestoreOptions): Promise<void> {
+  for (const [i, m] of chain.entries()) {
+    o.onLevel?.(m, i);
+    const progress = o.progress?.(m);
+    const subtrees = i === 0 && o.subtrees?.length ? { subtrees: o.subtrees } : {};
+    const r = await readDumpInto(target, m, { kind: 'cumulative', dest: o.dest, ...subtrees }, {
+      signal: o.signal,
+      onBytes: progress ? (b) => progress.update(b, (100 * b) / Math.max(1, m.bytes)) : undefined,
+    }).finally(() => progress?.done());
+    if (r.problems.length) throw new RestoreLevelError(`restoring ${m.id} (level ${m.level}, ${i + 1} of ${chain.length}): ${r.problems.join('; ')}`);
+  }
+  // xfsrestore's bookkeeping between levels; not part of the restored data.
+  await rm(path.join(o.dest, 'xfsrestorehousekeepingdir'), { recursive: true, force: true });
+}

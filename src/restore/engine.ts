@@ -1,0 +1,160 @@
+// Full restore of the home filesystem: stop services, make sure nothing else holds /home, unmount it,
+// reformat it (same label and UUID), restore the chain of dumps, and leave the markers that make the next
+// boot put / and /boot back (initrd hook) and run the module restores (post.restore).
+import { chmod, mkdir, stat, writeFile, access, realpath } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config/types.js';
+import type { Target } from '../target/target.js';
+import type { Manifest } from '../catalog/manifest.js';
+import type { Logger } from '../report/log.js';
+import { serviceCtl } from '../exec/services.js';
+import { mounts, mount, umount } from '../exec/mount.js';
+import { identify, mkfsXfs } from '../exec/mkfs.js';
+import { holdersOf } from './busy.js';
+import { restoreChain } from './chain.js';
+import { progressLine } from '../dump/progress.js';
+
+export const RESTORE_SPOOL_MARKER = '.restorespool';
+export const RESTORE_SYSTEM_MARKER = '.restoresystem';
+
+/** The steps in order; a failure names the step and what state it left the disk in. */
+export const STEPS = ['stop-services', 'check-busy', 'find-device', 'unmount', 'format', 'mount', 'restore', 'markers'] as const;
+export type Step = (typeof STEPS)[number];
+
+const DISK_STATE: Record<Step, string> = {
+  'stop-services': 'home is untouched',
+  'check-busy': 'home is untouched (some services may be stopped)',
+  'find-device': 'home is untouched (some services may be stopped)',
+  unmount: 'home is untouched, possibly unmounted',
+  format: 'home may be partly formatted: its old data must be considered lost; run the restore again',
+  mount: 'home is freshly formatted and empty; run the restore again',
+  restore: 'home is partly restored; run the restore again (it reformats first)',
+  markers: 'home is fully restored, but the boot markers are incomplete: the system copy will not be put back at the next boot; run the restore again',
+};
+
+export class RestoreError extends Error {
+  override name = 'RestoreError';
+  constructor(
+    readonly step: Step,
+    cause: Error,
+  ) {
+    super(`restore step "${step}" failed: ${cause.message}\n  state of the disk: ${DISK_STATE[step]}`);
+  }
+}
+
+export interface FullRestoreOptions {
+  target: Target;
+  /** The chain to restore, full dump first (catalog.chainFor). */
+  chain: Manifest[];
+  log: Logger;
+  progress?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface FullRestoreResult {
+  device: string;
+  markers: string[];
+}
+
+export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<FullRestoreResult> {
+  const { log } = o;
+  const home = cfg.paths.home;
+  const step = async <T>(name: Step, what: string, fn: () => Promise<T>): Promise<T> => {
+    log.info(`[${STEPS.indexOf(name) + 1}/${STEPS.length}] ${what}`);
+    try {
+      return await fn();
+    } catch (err) {
+      throw new RestoreError(name, err as Error);
+    }
+  };
+
+  await step('stop-services', `stopping services: ${cfg.restore.services.join(', ') || '(none configured)'}`, async () => {
+    for (const s of cfg.restore.services) await serviceCtl('stop', s);
+  });
+
+  const mounted = await step('check-busy', `checking that nothing holds ${home}`, async () => {
+    const table = await mounts();
+    const m = table.find((x) => x.target === home);
+    if (m) {
+      const holders = await holdersOf(home);
+      if (holders.length) {
+        throw new Error(`${home} is in use by: ${holders.map((h) => `${h.command} (pid ${h.pid}: ${h.path})`).join(', ')}; stop them (or add their services to [restore] services) and try again`);
+      }
+    }
+    return { entry: m, table };
+  });
+
+  const device = await step('find-device', 'identifying the home device', async () => {
+    const dev = mounted.entry?.source ?? cfg.restore.homeDevice;
+    if (!dev) throw new Error(`${home} is not mounted and [restore] home_device is not set: cannot tell which device to format`);
+    const real = await realpath(dev);
+    const st = await stat(real);
+    if (!st.isBlockDevice()) throw new Error(`${dev} is not a block device`);
+    // Never the root device, never a device mounted anywhere but home.
+    for (const m of mounted.table) {
+      if (!m.source.startsWith('/')) continue;
+      const src = await realpath(m.source).catch(() => m.source);
+      if (src !== real) continue;
+      if (m.target === '/') throw new Error(`${dev} is the root filesystem's device: refusing to format it`);
+      if (m.target !== home) throw new Error(`${dev} is also mounted at ${m.target}: refusing to format it`);
+    }
+    return real;
+  });
+
+  const identity = await identify(device);
+  log.info(`home device ${device}: ${identity.type ?? 'no filesystem'}, label ${identity.label ?? '-'}, UUID ${identity.uuid ?? '-'}`);
+
+  if (mounted.entry) await step('unmount', `unmounting ${home}`, () => umount(home));
+  await step('format', `formatting ${device} as XFS (label ${identity.label ?? 'none'}, UUID kept)`, () =>
+    mkfsXfs(device, { label: identity.label, uuid: identity.type === 'xfs' ? identity.uuid : undefined }),
+  );
+  await step('mount', `mounting ${device} at ${home}`, async () => {
+    await mkdir(home, { recursive: true });
+    await mount(device, home, 'xfs', mounted.entry?.options);
+  });
+
+  await step('restore', `restoring ${o.chain.length} dump(s): ${o.chain.map((m) => m.id).join(' -> ')}`, () =>
+    restoreChain(o.target, o.chain, {
+      dest: home,
+      signal: o.signal,
+      onLevel: (m, i) => log.info(`restoring ${m.id} (level ${m.level}, ${i + 1} of ${o.chain.length}, ${m.bytes} bytes)`),
+      progress: o.progress ? (m) => progressLine(`restore ${m.id}`) : undefined,
+    }),
+  );
+
+  const markers = await step('markers', 'setting the markers for the next boot', () => setMarkers(cfg, log));
+  log.info(`restore complete. Reboot now: the initrd puts / and /boot back, then post.restore reinstalls GRUB and runs the module restores.`);
+  return { device, markers };
+}
+
+async function exists(p: string): Promise<boolean> {
+  return access(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+export async function setMarkers(cfg: Config, log: Logger): Promise<string[]> {
+  const { spool, systemCopy, boot, root } = cfg.paths;
+  const made: string[] = [];
+  const touch = async (p: string) => {
+    await mkdir(path.dirname(p), { recursive: true });
+    await writeFile(p, `${new Date().toISOString()}\n`);
+    made.push(p);
+    log.info(`marker ${p}`);
+  };
+  await touch(path.join(spool, RESTORE_SPOOL_MARKER));
+  if (await exists(systemCopy)) {
+    await touch(path.join(boot, RESTORE_SYSTEM_MARKER));
+    if (cfg.restore.drbd) await touch(path.join(systemCopy, 'boot', 'drbd.primary'));
+  } else {
+    log.warn(`${systemCopy} is not in the restored data: / and /boot will not be put back at the next boot`);
+  }
+  for (const p of [path.join(root, 'etc/postinst.d/post.restore'), path.join(systemCopy, 'etc/postinst.d/post.restore')]) {
+    if (!(await exists(p))) continue;
+    const st = await stat(p);
+    await chmod(p, st.mode | 0o111);
+    made.push(`${p} (+x)`);
+  }
+  return made;
+}
