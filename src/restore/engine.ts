@@ -8,7 +8,7 @@ import type { Target } from '../target/target.js';
 import type { Manifest } from '../catalog/manifest.js';
 import type { Logger } from '../report/log.js';
 import { serviceCtl } from '../exec/services.js';
-import { mounts, mount, umount } from '../exec/mount.js';
+import { mounts, mount, umount, type MountInfo } from '../exec/mount.js';
 import { identify, mkfsXfs } from '../exec/mkfs.js';
 import { holdersOf } from './busy.js';
 import { restoreChain } from './chain.js';
@@ -90,14 +90,7 @@ export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<F
     const real = await realpath(dev);
     const st = await stat(real);
     if (!st.isBlockDevice()) throw new Error(`${dev} is not a block device`);
-    // Never the root device, never a device mounted anywhere but home.
-    for (const m of mounted.table) {
-      if (!m.source.startsWith('/')) continue;
-      const src = await realpath(m.source).catch(() => m.source);
-      if (src !== real) continue;
-      if (m.target === '/') throw new Error(`${dev} is the root filesystem's device: refusing to format it`);
-      if (m.target !== home) throw new Error(`${dev} is also mounted at ${m.target}: refusing to format it`);
-    }
+    await refuseDevice(real, mounted.table, home);
     return real;
   });
 
@@ -125,6 +118,17 @@ export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<F
   const markers = await step('markers', 'setting the markers for the next boot', () => setMarkers(cfg, log));
   log.info(`restore complete. Reboot now: the initrd puts / and /boot back, then post.restore reinstalls GRUB and runs the module restores.`);
   return { device, markers };
+}
+
+/** Never the root device, never a device mounted anywhere but home. */
+export async function refuseDevice(real: string, table: MountInfo[], home: string): Promise<void> {
+  for (const m of table) {
+    if (!m.source.startsWith('/')) continue;
+    const src = await realpath(m.source).catch(() => m.source);
+    if (src !== real) continue;
+    if (m.target === '/') throw new Error(`${real} is the root filesystem's device: refusing to format it`);
+    if (m.target !== home) throw new Error(`${real} is also mounted at ${m.target}: refusing to format it`);
+  }
 }
 
 async function exists(p: string): Promise<boolean> {

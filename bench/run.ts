@@ -1,0 +1,116 @@
+// make bench: drkit against the raw tools on the same data in the same run. Prints a Markdown table for
+// the README. Sizes: BENCH_GIB (default 2) and a 4x larger home for the flat-memory check.
+//   dump ratio   = drkit backup wall time / `xfsdump -l 0 -f FILE` wall time (disk target, same disk)
+//   peak RSS     = drkit's maximum resident set size (GNU time), for 1x and 4x the data
+//   cron         = `drkit cron` with nothing due / `node -e 0`
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync, openSync, writeSync, closeSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const cli = path.join(repo, 'dist/src/cli.js');
+const gib = Number(process.env.BENCH_GIB ?? 2);
+const base = mkdtempSync(path.join(os.tmpdir(), 'drkit-bench-'));
+const cleanups: (() => void)[] = [];
+const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+
+function loopfs(name: string, sizeMiB: number): string {
+  const img = path.join(base, `${name}.img`);
+  const mnt = path.join(base, name);
+  sh('truncate', ['-s', `${sizeMiB}M`, img]);
+  sh('mkfs.xfs', ['-q', '-f', img]);
+  const dev = sh('losetup', ['-f', '--show', img]).trim();
+  mkdirSync(mnt);
+  sh('mount', ['-t', 'xfs', dev, mnt]);
+  cleanups.push(() => {
+    spawnSync('umount', [mnt]);
+    spawnSync('losetup', ['-d', dev]);
+  });
+  return mnt;
+}
+
+/** Mixed data: many small files, some medium, a few large; incompressible. */
+function fill(dir: string, bytes: number): void {
+  const chunk = Buffer.alloc(1 << 20);
+  let written = 0;
+  let n = 0;
+  const file = (p: string, size: number) => {
+    const fd = openSync(p, 'w');
+    for (let left = size; left > 0; left -= chunk.length) {
+      randomFillSync(chunk);
+      writeSync(fd, chunk, 0, Math.min(left, chunk.length));
+    }
+    closeSync(fd);
+    written += size;
+  };
+  while (written < bytes) {
+    const d = path.join(dir, `d${Math.floor(n / 200)}`);
+    mkdirSync(d, { recursive: true });
+    const kind = n % 100;
+    file(path.join(d, `f${n}`), kind < 80 ? 16 * 1024 : kind < 98 ? 4 << 20 : 64 << 20);
+    n++;
+  }
+}
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): { seconds: number; rssKiB: number } {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', cmd, ...args], { env, encoding: 'utf8' });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`);
+  const rssKiB = Number(r.stderr.trim().split('\n').at(-1));
+  return { seconds, rssKiB };
+}
+
+function config(home: string, root: string, target: string): string {
+  const conf = path.join(base, `drkit-${path.basename(home)}.conf`);
+  writeFileSync(
+    conf,
+    `[general]\nhost = bench\n[schedule]\ncron = 0 2 * * *\n[paths]\nroot = ${root}\nhome = ${home}\nboot = ${root}/boot\nstate = ${base}/state-${path.basename(home)}.json\nlock = ${base}/lock\nlog_dir = ${base}/log\nmodules = ${base}/nomodules\n[systemcopy]\nenabled = false\n[dump]\nverify = never\n[target.disk]\nurl = file://${target}\n[report]\nsyslog = false\n`,
+  );
+  return conf;
+}
+
+async function main() {
+  const rows: string[] = [];
+  try {
+    const root = path.join(base, 'rootdir');
+    mkdirSync(path.join(root, 'boot'), { recursive: true });
+    const out = loopfs('out', Math.ceil(gib * 4 * 1024 * 1.2 + 2048));
+    for (const factor of [1, 4]) {
+      const size = gib * factor;
+      const home = loopfs(`home${factor}`, Math.ceil(size * 1024 * 1.15 + 512));
+      fill(home, size * 1024 ** 3);
+      sh('sync', []);
+      // Raw tool first, then drkit; the page cache is warm for both after the fill.
+      const rawFile = path.join(out, `raw${factor}.dump`);
+      const raw = timed('xfsdump', ['-F', '-l', '0', '-L', 'bench', '-M', 'bench', '-f', rawFile, home]);
+      rmSync(rawFile);
+      const tdir = path.join(out, `drkit${factor}`);
+      mkdirSync(tdir);
+      const conf = config(home, root, tdir);
+      const dk = timed('node', [cli, '--config', conf, 'backup', '--no-progress']);
+      rows.push(`| dump ${size} GiB home to disk | ${raw.seconds.toFixed(1)} s | ${dk.seconds.toFixed(1)} s | ${(raw.seconds / dk.seconds).toFixed(2)} | ${(dk.rssKiB / 1024).toFixed(0)} MiB |`);
+      rmSync(tdir, { recursive: true, force: true });
+      if (factor === 1) {
+        // cron fast path: the backup just succeeded, so nothing is due.
+        const n = 20;
+        const nodeT = timed('bash', ['-c', `for i in $(seq ${n}); do node -e 0; done`]).seconds / n;
+        const cronT = timed('bash', ['-c', `for i in $(seq ${n}); do node ${cli} --config ${conf} cron >/dev/null; done`]).seconds / n;
+        rows.push(`| \`drkit cron\`, nothing due | ${(nodeT * 1000).toFixed(0)} ms (\`node -e 0\`) | ${(cronT * 1000).toFixed(0)} ms | ${(cronT / nodeT).toFixed(2)}x node | |`);
+      }
+    }
+    process.stdout.write(`\nBench on ${os.cpus().length} cores, ${new Date().toISOString().slice(0, 10)}, data: ${gib} GiB and ${gib * 4} GiB of mixed incompressible files\n\n`);
+    process.stdout.write('| what | raw tool | drkit | raw/drkit (speed ratio) | drkit peak RSS |\n|---|---|---|---|---|\n');
+    process.stdout.write(rows.join('\n') + '\n');
+  } finally {
+    for (const c of cleanups.reverse()) c();
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
