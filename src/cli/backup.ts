@@ -13,12 +13,16 @@ export function parseNow(now: string | undefined): Date {
 export async function cronCommand(g: GlobalOptions, o: { now?: string }): Promise<void> {
   const cfg = await loadConfigOrExit(g);
   const now = parseNow(o.now);
-  const { readState, StateCorruptError } = await import('../state/state.js');
+  const { readState, markCrashed, StateCorruptError } = await import('../state/state.js');
   const { compileCron } = await import('../schedule/cronexpr.js');
   const { decideDue } = await import('../schedule/due.js');
   let history: Awaited<ReturnType<typeof readState>>['runs'] = [];
   try {
-    history = (await readState(cfg.paths.state)).runs;
+    const state = await readState(cfg.paths.state);
+    // A run killed with -9 (or by power loss) still says "running": judge it as the crash it was. The
+    // state file itself is corrected by the run, under the lock.
+    markCrashed(state);
+    history = state.runs;
   } catch (err) {
     // A corrupt state file was set aside: with no history a backup is due, and the run reports it.
     if (!(err instanceof StateCorruptError)) throw err;

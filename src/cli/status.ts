@@ -17,13 +17,15 @@ export interface Status {
 export async function statusCommand(g: GlobalOptions, o: { json?: boolean; now?: string }): Promise<void> {
   const cfg = await loadConfigOrExit(g);
   const now = parseNow(o.now);
-  const { readState, StateCorruptError } = await import('../state/state.js');
+  const { readState, markCrashed, StateCorruptError } = await import('../state/state.js');
   const { compileCron } = await import('../schedule/cronexpr.js');
   const { decideDue } = await import('../schedule/due.js');
   let runs: Awaited<ReturnType<typeof readState>>['runs'] = [];
   let stateProblem: string | undefined;
   try {
-    runs = (await readState(cfg.paths.state)).runs;
+    const state = await readState(cfg.paths.state);
+    markCrashed(state); // a "running" run whose process is gone crashed (corrected in the file by the next run)
+    runs = state.runs;
   } catch (err) {
     if (!(err instanceof StateCorruptError)) throw err;
     stateProblem = err.message;
