@@ -1,7 +1,7 @@
 // The full restore engine and single-file restore on real loop-device filesystems.
 import t from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
-import { access, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeSandbox } from './lib/sandbox.js';
 import { makeLoopXfs, requireTools } from './lib/loopfs.js';
@@ -38,6 +38,9 @@ t.test('full restore of an incremental chain: reformat (label and UUID kept), re
   await writeFile(path.join(sb.root.mnt, 'etc/postinst.d/post.restore'), '#!/bin/sh\n', { mode: 0o644 });
   const users = path.join(sb.home.mnt, 'users');
   await populateTree(users);
+  // The filesystem root's own owner and mode must come back too (xfsrestore -B).
+  await chmod(sb.home.mnt, 0o751);
+  await chown(sb.home.mnt, 0, 1234);
   await runBackup(sb.cfg, { log: quietLogger() });
   await sleep(1100);
   await mutateTree(users);
@@ -55,7 +58,9 @@ t.test('full restore of an incremental chain: reformat (label and UUID kept), re
   t.equal(r.device, sb.home.dev);
   t.equal(blkid(sb.home.dev, 'UUID'), uuid, 'UUID kept');
   t.equal(blkid(sb.home.dev, 'LABEL'), 'sbhome', 'label kept');
-  t.same(await compareTrees(reference, sb.home.mnt, { ignore: ['system/spool/.restorespool'] }), [], 'home equals its state at the last backup');
+  t.same(await compareTrees(reference, sb.home.mnt, { ignore: ['system/spool/.restorespool', '.systembackup/etc/postinst.d/post.restore'] }), [], 'home equals its state at the last backup');
+  const rootSt = await stat(sb.home.mnt);
+  t.same([rootSt.mode & 0o7777, rootSt.gid], [0o751, 1234], "the home root's mode and group restored");
   await access(path.join(sb.cfg.paths.spool, '.restorespool'));
   await access(path.join(sb.cfg.paths.boot, '.restoresystem'));
   t.ok((await stat(path.join(sb.root.mnt, 'etc/postinst.d/post.restore'))).mode & 0o100, 'post.restore made executable');

@@ -27,13 +27,14 @@ export async function wizardCommand(g: GlobalOptions, o: WizardCliOptions): Prom
   let outcome: WizardOutcome;
   if (o.serial) {
     const { SerialPort } = await import('serialport');
-    const { runWizardOnSerial } = await import('../restore/wizard-serial.js');
+    const { runWizardOnSerial, SerialOpenError } = await import('../restore/wizard-serial.js');
     const port = new SerialPort({ path: o.serial, baudRate: baud, autoOpen: false });
     const sigint = ctrlCOnSigint();
     try {
       outcome = await runWizardOnSerial(cfg, port, deps, sigint.wrap);
     } catch (err) {
-      throw new CliError((err as Error).message, EXIT.failed);
+      if (err instanceof SerialOpenError) throw new CliError(err.message, EXIT.usage);
+      throw err;
     } finally {
       sigint.dispose();
     }

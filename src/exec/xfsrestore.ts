@@ -12,7 +12,7 @@ export type RestoreMode =
    * limits the restore to those paths; xfsrestore accepts it only when the cumulative restore begins
    * (the full dump) and keeps the selection for the levels after it.
    */
-  | { kind: 'cumulative'; dest: string; subtrees?: string[] };
+  | { kind: 'cumulative'; dest: string; subtrees?: string[]; rootAttributes?: boolean };
 
 export interface RestoreReport {
   status: string | undefined;
@@ -31,7 +31,9 @@ export function xfsrestoreArgs(mode: RestoreMode): string[] {
     case 'cumulative':
       // -r: apply a base and its incrementals in order; xfsrestore keeps its bookkeeping in
       // DEST/xfsrestorehousekeepingdir between levels and refuses an out-of-order level.
-      return ['-F', '-r', ...(mode.subtrees ?? []).flatMap((s) => ['-s', s]), '-', mode.dest];
+      // -B: the destination gets the dumped root's owner, mode, xattrs and ACLs: right when dest IS the
+      // filesystem being restored, wrong for a directory that merely receives some files.
+      return ['-F', '-r', ...(mode.rootAttributes ? ['-B'] : []), ...(mode.subtrees ?? []).flatMap((s) => ['-s', s]), '-', mode.dest];
   }
 }
 

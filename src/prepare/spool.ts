@@ -8,8 +8,8 @@ import type { Config } from '../config/types.js';
 import { spawn } from '../exec/run.js';
 import { eachLine } from '../exec/lines.js';
 import type { Logger } from '../report/log.js';
+import { MODULE_NAME } from './module-name.js';
 
-export const MODULE_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 /** Exit code by which a module says "this application is not on this machine". */
 export const EXIT_NOT_APPLICABLE = 3;
 

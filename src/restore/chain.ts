@@ -10,6 +10,8 @@ export interface ChainRestoreOptions {
   dest: string;
   /** Restore only these paths (relative to the dumped filesystem's root). */
   subtrees?: string[];
+  /** `dest` is the restored filesystem's root: give it the dumped root's owner, mode and ACLs. */
+  rootAttributes?: boolean;
   signal?: AbortSignal;
   progress?: (m: Manifest) => ProgressLine | undefined;
   onLevel?: (m: Manifest, index: number) => void;
@@ -24,7 +26,7 @@ export async function restoreChain(target: Target, chain: Manifest[], o: ChainRe
     o.onLevel?.(m, i);
     const progress = o.progress?.(m);
     const subtrees = i === 0 && o.subtrees?.length ? { subtrees: o.subtrees } : {};
-    const r = await readDumpInto(target, m, { kind: 'cumulative', dest: o.dest, ...subtrees }, {
+    const r = await readDumpInto(target, m, { kind: 'cumulative', dest: o.dest, rootAttributes: o.rootAttributes, ...subtrees }, {
       signal: o.signal,
       onBytes: progress ? (b) => progress.update(b, (100 * b) / Math.max(1, m.bytes)) : undefined,
     }).finally(() => progress?.done());

@@ -109,6 +109,7 @@ export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<F
   await step('restore', `restoring ${o.chain.length} dump(s): ${o.chain.map((m) => m.id).join(' -> ')}`, () =>
     restoreChain(o.target, o.chain, {
       dest: home,
+      rootAttributes: true,
       signal: o.signal,
       onLevel: (m, i) => log.info(`restoring ${m.id} (level ${m.level}, ${i + 1} of ${o.chain.length}, ${m.bytes} bytes)`),
       progress: o.progress ? (m) => progressLine(`restore ${m.id}`) : undefined,

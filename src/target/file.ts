@@ -21,6 +21,10 @@ export class FileTarget implements Target {
   async save(name: string, source: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {
     const final = this.resolve(name);
     const tmp = this.resolve(partialName(name));
+    // The target directory itself must exist: when a USB disk is not mounted, creating it would put the
+    // dump on the root filesystem under the mount point.
+    const st = await stat(this.root).catch(() => undefined);
+    if (!st?.isDirectory()) throw new Error(`${this.display}: the target directory does not exist (disk not mounted?)`);
     await mkdir(path.dirname(final), { recursive: true });
     const out = createWriteStream(tmp, { flags: 'w', mode: 0o600 });
     try {

@@ -1,0 +1,76 @@
+// The effective configuration (every default filled in) in the layout of drkit.conf, for `drkit config
+// check`. The output is itself a valid drkit.conf that loads to the same Config. Secrets are never shown:
+// SMB passwords live in the credentials file, of which only the path appears here.
+import type { Config, TargetConfig } from './types.js';
+
+/** key, value; an undefined value is a key that is not set (shown as a comment). */
+export type Entry = [key: string, value: string | undefined];
+export type IniSection = [name: string, entries: Entry[]];
+
+export function formatConfig(cfg: Config): string {
+  const p = cfg.paths;
+  return renderIni([
+    ['general', [['host', cfg.host]]],
+    ['schedule', [['cron', cfg.schedule.cron], ['retry', String(cfg.schedule.retryPerDay)]]],
+    ['mode', [['consistency', cfg.mode]]],
+    [
+      'paths',
+      [
+        ['root', p.root],
+        ['home', p.home],
+        ['boot', p.boot],
+        ['system_copy', p.systemCopy],
+        ['spool', p.spool],
+        ['state', p.state],
+        ['lock', p.lock],
+        ['log_dir', p.logDir],
+        ['modules', p.modules.join(', ')],
+      ],
+    ],
+    ['systemcopy', [['enabled', String(cfg.systemCopy.enabled)], ['exclude', cfg.systemCopy.exclude.join(', ')]]],
+    ['dump', [['target', cfg.dump.target], ['levels', cfg.dump.levels.join(' ')], ['verify', cfg.dump.verify]]],
+    ...Object.values(cfg.targets).map(targetSection),
+    ['retention', [['keep_full', String(cfg.retention.keepFull)]]],
+    ['modules', [['timeout', String(cfg.modules.timeoutSec)], ['optional', cfg.modules.optional.join(', ')], ['disabled', cfg.modules.disabled.join(', ')]]],
+    ['report', [['syslog', String(cfg.report.syslog)], ['mail_to', cfg.report.mailTo.join(', ')], ['mail_from', cfg.report.mailFrom]]],
+    ['restore', [['services', cfg.restore.services.join(', ')], ['home_device', cfg.restore.homeDevice], ['drbd', String(cfg.restore.drbd)]]],
+  ]);
+}
+
+function targetSection(t: TargetConfig): IniSection {
+  if (t.kind === 'file') return [`target.${t.name}`, [['url', `file://${t.dir}`]]];
+  const server = t.server.includes(':') ? `[${t.server}]` : t.server;
+  return [
+    `target.${t.name}`,
+    [
+      ['url', `smb://${server}:${t.port}/${t.share}${t.dir ? `/${t.dir}` : ''}`],
+      ['credentials', t.credentials],
+      ['min_protocol', t.minProtocol],
+      ['signing', t.signing],
+      ['encryption', t.encryption],
+      ['timeout', String(t.timeoutSec)],
+    ],
+  ];
+}
+
+/** A key that looks like it holds a secret is masked, whatever section it is in: a safety net for keys added later. */
+const SECRET_KEY = /pass(word)?|secret|token/i;
+
+export function renderIni(sections: IniSection[]): string {
+  return sections
+    .map(([name, entries]) => {
+      const lines = entries.map(([key, value]) =>
+        value === undefined ? `; ${key} = (not set)` : `${key} = ${SECRET_KEY.test(key) ? '********' : iniValue(value)}`,
+      );
+      return `[${name}]\n${lines.join('\n')}\n`;
+    })
+    .join('\n');
+}
+
+/**
+ * Quotes a value that ini would not read back as is: ";" and "#" start a comment, "\" escapes, a leading
+ * quote starts a quoted value, and surrounding blanks are trimmed. ini JSON-decodes a "..." value.
+ */
+function iniValue(v: string): string {
+  return /[;#\\"']/.test(v) || v !== v.trim() ? JSON.stringify(v) : v;
+}
