@@ -144,7 +144,7 @@ function killGroupOnAbort(pid: number, signal: AbortSignal, exited: PromiseLike<
   };
   const onAbort = () => {
     killGroup('SIGTERM');
-    const hard = setTimeout(() => killGroup('SIGKILL'), 5000);
+    const hard = setTimeout(() => killGroup('SIGKILL'), 10_000); // the module contract's grace period
     hard.unref();
   };
   if (signal.aborted) onAbort();
