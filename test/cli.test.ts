@@ -58,7 +58,7 @@ t.test('exit codes: 2 for usage and config errors (nothing touched), 1 for a fai
   t.equal((await runCli(['--help'])).code, 0);
 });
 
-t.test('kill -9 in the middle of a dump: no complete-looking dump; the next run repairs and succeeds', async (t) => {
+t.test('kill -9 in the middle of a dump: no complete-looking dump; the next cron call repairs and succeeds', async (t) => {
   const sb = await makeSandbox(t, { homeSizeMiB: 1024, systemCopy: false, verify: 'never' });
   bigData(path.join(sb.home.mnt, 'big'), 600);
   const conf = await writeConfig(sb.cfg);
@@ -74,7 +74,8 @@ t.test('kill -9 in the middle of a dump: no complete-looking dump; the next run 
   t.notOk(left.some((f) => f.endsWith('.xfsdump') || f.endsWith('.json')), `nothing under a final name: ${left}`);
   t.equal((await readStateFile(sb.cfg.paths.state)).runs.at(-1)?.status, 'running', 'the killed run is still recorded as running');
 
-  const again = await runCli(['--config', conf, 'backup', '--no-progress']);
+  // The hourly cron call (not a manual backup) must see the crash and catch up.
+  const again = await runCli(['--config', conf, '--verbose', 'cron']);
   t.equal(again.code, 0, again.stderr);
   t.match(again.stderr, /stale lock|took over/i, 'the dead run\'s lock is taken over with a warning');
   t.match(again.stderr, /removed .*partial/, 'the partial dump is removed');

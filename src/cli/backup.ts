@@ -14,6 +14,7 @@ export async function cronCommand(g: GlobalOptions, o: { now?: string }): Promis
   const cfg = await loadConfigOrExit(g);
   const now = parseNow(o.now);
   const { readState, markCrashed, StateCorruptError } = await import('../state/state.js');
+  const { liveLockOwner } = await import('../state/lock.js');
   const { compileCron } = await import('../schedule/cronexpr.js');
   const { decideDue } = await import('../schedule/due.js');
   let history: Awaited<ReturnType<typeof readState>>['runs'] = [];
@@ -21,7 +22,9 @@ export async function cronCommand(g: GlobalOptions, o: { now?: string }): Promis
     const state = await readState(cfg.paths.state);
     // A run killed with -9 (or by power loss) still says "running": judge it as the crash it was. The
     // state file itself is corrected by the run, under the lock.
-    markCrashed(state);
+    // Only the lock holder can be running; any other "running" record is a crash (pid reuse cannot fool this).
+    const holder = await liveLockOwner(cfg.paths.lock);
+    markCrashed(state, (pid) => pid === holder?.pid);
     history = state.runs;
   } catch (err) {
     // A corrupt state file was set aside: with no history a backup is due, and the run reports it.

@@ -18,13 +18,16 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean; now?:
   const cfg = await loadConfigOrExit(g);
   const now = parseNow(o.now);
   const { readState, markCrashed, StateCorruptError } = await import('../state/state.js');
+  const { liveLockOwner } = await import('../state/lock.js');
   const { compileCron } = await import('../schedule/cronexpr.js');
   const { decideDue } = await import('../schedule/due.js');
   let runs: Awaited<ReturnType<typeof readState>>['runs'] = [];
   let stateProblem: string | undefined;
   try {
     const state = await readState(cfg.paths.state);
-    markCrashed(state); // a "running" run whose process is gone crashed (corrected in the file by the next run)
+    // Only the lock holder can be running; any other "running" record is a crash (pid reuse cannot fool this).
+    const holder = await liveLockOwner(cfg.paths.lock);
+    markCrashed(state, (pid) => pid === holder?.pid);
     runs = state.runs;
   } catch (err) {
     if (!(err instanceof StateCorruptError)) throw err;

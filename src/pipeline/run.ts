@@ -70,7 +70,8 @@ export async function backupRun(cfg: Config, opts: RunOptions): Promise<RunOutco
 async function prepareState(cfg: Config, log: Logger): Promise<void> {
   try {
     const state = await readState(cfg.paths.state);
-    const crashed = markCrashed(state);
+    // We hold the lock: no other run can be alive, whatever process now has its old pid.
+    const crashed = markCrashed(state, () => false);
     if (crashed.length) {
       for (const r of crashed) log.warn(`the run started ${r.start} (pid ${r.pid}) never finished: recorded as crashed`);
       await writeState(cfg.paths.state, state);
