@@ -84,6 +84,17 @@ program
     return restoreCommand(globals(), o);
   });
 
+program
+  .command('wizard')
+  .description('interactive full restore: pick a source and a dump, confirm with the host name (this console or --serial)')
+  .option('--serial <device>', 'run on this serial console instead, e.g. /dev/ttyS0')
+  .option('--baud <rate>', 'serial speed (default 115200)')
+  .option('--source <dir...>', "also look for dumps in this folder (a disk's drkit folder)")
+  .action(async (o: import('./cli/wizard.js').WizardCliOptions) => {
+    const { wizardCommand } = await import('./cli/wizard.js');
+    return wizardCommand(globals(), o);
+  });
+
 const config = program.command('config').description('configuration');
 config
   .command('check')

@@ -47,10 +47,18 @@ export async function restoreCommand(g: GlobalOptions, o: RestoreCliOptions): Pr
       return;
     }
     const { fullRestore } = await import('../restore/engine.js');
+    const { acquireLock } = await import('../state/lock.js');
+    // Under the run lock: a backup started by cron must not dump (and prune against) a half-restored home.
+    const lock = await acquireLock(cfg.paths.lock).catch((err: Error) => {
+      throw new CliError(err.message, EXIT.failed);
+    });
+    if (lock.warning) log.warn(lock.warning);
     try {
       await fullRestore(cfg, { target, chain, log, progress: o.progress && process.stderr.isTTY });
     } catch (err) {
       throw new CliError((err as Error).message, EXIT.failed);
+    } finally {
+      await lock.release();
     }
     process.stdout.write(`restored ${chain.map((m) => m.id).join(' -> ')} into ${cfg.paths.home}. Reboot now.\n`);
   } finally {

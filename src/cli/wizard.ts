@@ -53,7 +53,7 @@ async function onThisTerminal(cfg: Config, deps: WizardDeps): Promise<WizardOutc
   if (tty) stdin.setRawMode(true);
   const sigint = ctrlCOnSigint();
   try {
-    return await runWizard(cfg, { input: sigint.wrap(stdin), output: process.stdout, echo: tty }, { ...deps, progress: process.stderr.isTTY === true });
+    return await runWizard(cfg, { input: sigint.wrap(stdin), output: process.stdout, echo: tty }, { ...deps, progress: tty });
   } finally {
     sigint.dispose();
     if (tty) stdin.setRawMode(false);

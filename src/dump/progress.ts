@@ -15,7 +15,7 @@ export function humanBytes(n: number): string {
   return `${v.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
-export function progressLine(label: string, out: NodeJS.WriteStream = process.stderr): ProgressLine {
+export function progressLine(label: string, out: { write(s: string): unknown } = process.stderr): ProgressLine {
   const start = Date.now();
   let last = 0;
   let shown = false;

@@ -1,5 +1,5 @@
 // Creating and identifying XFS filesystems: mkfs.xfs, and blkid for label and UUID.
-import { run } from './run.js';
+import { run, type ToolError } from './run.js';
 
 export interface FsIdentity {
   type: string | undefined;
@@ -25,5 +25,15 @@ export async function mkfsXfs(device: string, keep: { label?: string; uuid?: str
   if (keep.label) args.push('-L', keep.label);
   if (keep.uuid) args.push('-m', `uuid=${keep.uuid}`);
   args.push(device);
-  await run('mkfs.xfs', args);
+  // Right after umount, udev or blkid may still have the device open for a moment: EBUSY is retried
+  // briefly; any other failure is final.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await run('mkfs.xfs', args);
+      return;
+    } catch (err) {
+      if (attempt >= 10 || !/Device or resource busy/.test((err as ToolError).stderr ?? '')) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }

@@ -48,6 +48,8 @@ export interface FullRestoreOptions {
   chain: Manifest[];
   log: Logger;
   progress?: boolean;
+  /** Where the progress line goes (default stderr): the wizard's console, which may be a serial line. */
+  progressOut?: { write(s: string): unknown };
   signal?: AbortSignal;
 }
 
@@ -84,15 +86,7 @@ export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<F
     return { entry: m, table };
   });
 
-  const device = await step('find-device', 'identifying the home device', async () => {
-    const dev = mounted.entry?.source ?? cfg.restore.homeDevice;
-    if (!dev) throw new Error(`${home} is not mounted and [restore] home_device is not set: cannot tell which device to format`);
-    const real = await realpath(dev);
-    const st = await stat(real);
-    if (!st.isBlockDevice()) throw new Error(`${dev} is not a block device`);
-    await refuseDevice(real, mounted.table, home);
-    return real;
-  });
+  const device = await step('find-device', 'identifying the home device', () => resolveHomeDevice(cfg, mounted.table));
 
   const identity = await identify(device);
   log.info(`home device ${device}: ${identity.type ?? 'no filesystem'}, label ${identity.label ?? '-'}, UUID ${identity.uuid ?? '-'}`);
@@ -112,13 +106,29 @@ export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<F
       rootAttributes: true,
       signal: o.signal,
       onLevel: (m, i) => log.info(`restoring ${m.id} (level ${m.level}, ${i + 1} of ${o.chain.length}, ${m.bytes} bytes)`),
-      progress: o.progress ? (m) => progressLine(`restore ${m.id}`) : undefined,
+      progress: o.progress ? (m) => progressLine(`restore ${m.id}`, o.progressOut) : undefined,
     }),
   );
 
   const markers = await step('markers', 'setting the markers for the next boot', () => setMarkers(cfg, log));
   log.info(`restore complete. Reboot now: the initrd puts / and /boot back, then post.restore reinstalls GRUB and runs the module restores.`);
   return { device, markers };
+}
+
+/**
+ * The device a full restore formats: what is mounted at home, else [restore] home_device; a real block
+ * device, and never one the engine must refuse. Shared with the wizard, which shows it before asking.
+ */
+export async function resolveHomeDevice(cfg: Config, table: MountInfo[]): Promise<string> {
+  const home = cfg.paths.home;
+  const named = table.find((m) => m.target === home)?.source ?? cfg.restore.homeDevice;
+  if (!named) throw new Error(`${home} is not mounted and [restore] home_device is not set in ${cfg.file}: cannot tell which device to format`);
+  const real = await realpath(named).catch(() => {
+    throw new Error(`the home device ${named} does not exist`);
+  });
+  if (!(await stat(real)).isBlockDevice()) throw new Error(`the home device ${named} is not a block device`);
+  await refuseDevice(real, table, home);
+  return real;
 }
 
 /** Never the root device, never a device mounted anywhere but home. */
