@@ -11,8 +11,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := test
 
 # Debian packages the tests, demo and bench need (one list: add new ones here).
-DEB_PACKAGES := xfsprogs xfsdump rsync acl attr samba smbclient mt-st busybox-static cpio kmod \
-	qemu-system-x86 util-linux time postgresql mariadb-server slapd subversion
+DEB_PACKAGES := xfsprogs xfsdump rsync acl attr samba smbclient mt-st busybox-static cpio \
+	util-linux time postgresql mariadb-server slapd subversion \
+	initramfs-tools-core grub-pc-bin grub2-common fdisk e2fsprogs
 # Node.js (>= 20.5) is not from Debian 12 (which has 18): it must already be installed.
 NODE_MIN_MAJOR := 20
 

@@ -95,6 +95,19 @@ program
     return wizardCommand(globals(), o);
   });
 
+const initrd = program.command('initrd').description('the boot-time half of a full restore');
+initrd
+  .command('install')
+  .description('record root/boot/home devices and mkfs options for the initrd restore script; install the hook, script and post.restore; update the initramfs')
+  .option('--no-update-initramfs', 'do not run update-initramfs -u')
+  .option('--grub-target <target>', 'GRUB platform post.restore reinstalls: i386-pc, x86_64-efi or none (default: as this machine booted)')
+  .option('--grub-device <disk...>', 'disk(s) grub-install writes to (i386-pc; default: the disk holding /boot)')
+  .option('--efi-dir <dir>', 'EFI system partition mount point (EFI targets; default <boot>/efi)')
+  .action(async (o: import('./cli/initrd.js').InitrdCliOptions) => {
+    const { initrdInstallCommand } = await import('./cli/initrd.js');
+    return initrdInstallCommand(globals(), o);
+  });
+
 const config = program.command('config').description('configuration');
 config
   .command('check')

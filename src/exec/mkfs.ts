@@ -1,4 +1,5 @@
 // Creating and identifying XFS filesystems: mkfs.xfs, and blkid for label and UUID.
+import { probeDevice } from './blkid.js';
 import { run, type ToolError } from './run.js';
 
 export interface FsIdentity {
@@ -8,15 +9,8 @@ export interface FsIdentity {
 }
 
 export async function identify(device: string): Promise<FsIdentity> {
-  // -p probes the device itself (no cache); exit 2 = nothing found on it.
-  const r = await run('blkid', ['-p', '-o', 'export', device], { okExitCodes: [2] });
-  const kv = new Map(
-    r.stdout
-      .split('\n')
-      .filter((l) => l.includes('='))
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
-  );
-  return { type: kv.get('TYPE'), label: kv.get('LABEL'), uuid: kv.get('UUID') };
+  const tags = await probeDevice(device);
+  return { type: tags.TYPE, label: tags.LABEL, uuid: tags.UUID };
 }
 
 /** mkfs.xfs -f, keeping the old label and UUID so fstab entries and the initrd settings still match. */

@@ -110,8 +110,7 @@ export function smbclientArgs(s: SmbSession, commands: string): string[] {
     `--option=client min protocol=${PROTOCOL[s.minProtocol]}`,
     `--option=client signing=${s.signing}`,
     `--option=client smb encrypt=${s.encryption}`,
-    // Names are UTF-8 on our side; smbclient prints them in the locale's charset (LC_ALL below)
-    '--option=unix charset=UTF-8',
+    '--option=unix charset=UTF-8', // our names are UTF-8, whatever the system's smb.conf says
     '-c', commands,
   ];
 }
@@ -172,7 +171,7 @@ export const NOT_FOUND = new Set(['NT_STATUS_OBJECT_NAME_NOT_FOUND', 'NT_STATUS_
 export const ALREADY_EXISTS = new Set(['NT_STATUS_OBJECT_NAME_COLLISION']);
 
 /** Turn one line of smbclient output that carries an NT_STATUS_ code into an error naming the cause. */
-export function diagnoseLine(s: SmbSession, line: string, status: string): SmbError {
+function diagnoseLine(s: SmbSession, line: string, status: string): SmbError {
   const at = `${s.server}:${s.port}`;
   const code = ` [${status}]`;
   const kind = KIND[status] ?? 'other';
@@ -269,6 +268,8 @@ interface Outcome {
   text: string;
   stalled: boolean;
   aborted: boolean;
+  /** We killed it (watchdog, abort, or the caller giving up): a signal in `signal` is ours, not a crash. */
+  killed: boolean;
 }
 
 interface Invocation {
@@ -281,6 +282,8 @@ interface Invocation {
 }
 
 const MAX_TEXT = 32 * 1024 * 1024;
+/** How long smbclient gets to exit by itself after its stdin broke, before it is killed. */
+const EXIT_GRACE_MS = 2000;
 
 /**
  * Start smbclient. `waiting` tells the watchdog whether smbclient owes us something right now: a run
@@ -292,16 +295,19 @@ async function start(
   o: { stdin?: 'pipe'; stdout?: 'pipe'; signal?: AbortSignal; waiting?: () => boolean },
 ): Promise<Invocation> {
   const child = await spawn('smbclient', smbclientArgs(s, commands), {
-    env: { ...SCRUBBED_ENV, LC_ALL: 'C.UTF-8' },
+    env: { ...SCRUBBED_ENV, LC_ALL: 'C.UTF-8' }, // messages as parsed here, names printed as UTF-8
     stdin: o.stdin ?? 'ignore',
     stdout: o.stdout ?? 'pipe',
   });
   let last = Date.now();
   let stalled = false;
   let aborted = false;
+  let killed = false;
   let exited = false;
   const kill = () => {
-    if (!exited) child.kill('SIGKILL');
+    if (exited) return;
+    killed = true;
+    child.kill('SIGKILL');
   };
   const touch = () => {
     last = Date.now();
@@ -330,8 +336,8 @@ async function start(
   if (!o.stdout) child.stdout?.on('data', collect);
 
   const outcome = child.done.then(
-    (r) => ({ exitCode: r.exitCode, signal: r.signal, text, stalled, aborted }),
-    (err: Error) => ({ exitCode: undefined, signal: undefined, text: `${text}\n${err.message}`, stalled, aborted }),
+    (r) => ({ exitCode: r.exitCode, signal: r.signal, text, stalled, aborted, killed }),
+    (err: Error) => ({ exitCode: undefined, signal: undefined, text: `${text}\n${err.message}`, stalled, aborted, killed }),
   );
   void outcome.finally(() => {
     exited = true;
@@ -351,6 +357,8 @@ function judge(s: SmbSession, o: Outcome, tolerate?: ReadonlySet<string>): SmbEr
   if (o.stalled) return new SmbError('timeout', `SMB server ${s.server}:${s.port} did not answer within ${s.timeoutSec} s (smbclient killed)`);
   const found = diagnose(s, o.text, tolerate);
   if (found) return found;
+  // SIGPIPE: it wrote to a connection the server had closed.
+  if (o.signal === 'SIGPIPE' && !o.killed) return new SmbError('disconnected', `connection to SMB server ${s.server}:${s.port} lost (smbclient got SIGPIPE)`);
   if (o.signal) return new SmbError('other', `smbclient killed by ${o.signal}: ${lastLines(o.text, 3)}`);
   if (o.exitCode === undefined) return new SmbError('other', `smbclient could not be started: ${lastLines(o.text, 3)}`);
   return undefined;
@@ -382,7 +390,7 @@ export async function smbCommands(s: SmbSession, commands: string[], o: { tolera
  * On failure smbclient is dead when this returns, and the source is destroyed.
  */
 export async function smbPut(s: SmbSession, remote: string, source: Readable, signal?: AbortSignal): Promise<number> {
-  const cmd = `put /dev/stdin ${quoteRemote(remote)}`;
+  const cmd = `put - ${quoteRemote(remote)}`; // '-' is stdin: /dev/stdin cannot be opened on Node's socketpair stdio
   let inv: Invocation | undefined;
   let stdinDone = false;
   const waiting = () => {
@@ -399,8 +407,10 @@ export async function smbPut(s: SmbSession, remote: string, source: Readable, si
   void inv.outcome.then(() => {
     if (!stdin.writableFinished) stdin.destroy(new Error('smbclient exited before it read all data'));
   });
-  let sourceError: Error | undefined;
-  source.once('error', (err) => (sourceError = err));
+  // Who failed first: pipeline then destroys the other streams with that same error.
+  let origin: 'source' | 'smbclient' | undefined;
+  source.once('error', () => (origin ??= 'source'));
+  stdin.once('error', () => (origin ??= 'smbclient'));
   let bytes = 0;
   const touch = inv.touch;
   const counter = new Transform({
@@ -418,14 +428,16 @@ export async function smbPut(s: SmbSession, remote: string, source: Readable, si
   } catch (err) {
     streamError = err as Error;
     source.destroy();
+    // smbclient's stdin broke first: smbclient is ending on its own, and its verdict names the cause.
+    // Otherwise the source failed (or closed early): smbclient must not finish a truncated file.
+    if (origin === 'smbclient') await Promise.race([inv.outcome, new Promise((r) => setTimeout(r, EXIT_GRACE_MS))]);
     inv.kill();
   }
   const out = await inv.outcome;
   if (out.aborted) throw abortError(signal);
   if (streamError) {
-    // smbclient's own diagnosis first: an EPIPE on its stdin is only the symptom of its failure.
-    const smb = out.stalled || diagnose(s, out.text) ? judge(s, out) : undefined;
-    throw smb ?? sourceError ?? streamError;
+    if (origin !== 'smbclient') throw streamError;
+    throw judge(s, out) ?? new SmbError('other', `smbclient stopped reading the data (exit code ${out.exitCode}): ${lastLines(out.text, 3)}`);
   }
   const failed = judge(s, out);
   if (failed) throw failed;
@@ -438,8 +450,14 @@ export async function smbPut(s: SmbSession, remote: string, source: Readable, si
  * missing file, a refused logon or an unreachable server reject here. Later failures (connection lost,
  * fewer bytes than smbclient announced) destroy the stream with the error: never a short clean end.
  */
-export async function smbGet(s: SmbSession, remote: string, signal?: AbortSignal): Promise<Readable> {
-  const cmd = `get ${quoteRemote(remote)} /dev/stdout`;
+export async function smbGet(
+  s: SmbSession,
+  remote: string,
+  o: { signal?: AbortSignal; /** Adds the caller's context to an error (rejection or stream error). */ context?: (err: Error) => Error } = {},
+): Promise<Readable> {
+  const { signal } = o;
+  const context = o.context ?? ((err: Error) => err);
+  const cmd = `get ${quoteRemote(remote)} -`; // '-' is stdout (see smbPut)
   let inv: Invocation | undefined;
   let stdoutEnded = false;
   // smbclient owes us data while we are reading (stdout flowing), or its exit once stdout has ended.
@@ -474,27 +492,38 @@ export async function smbGet(s: SmbSession, remote: string, signal?: AbortSignal
     stdoutEnded = true;
     touch();
   });
-  const result = Promise.all([inv.outcome, drained]).then(([o]): Error | undefined => {
-    if (o.aborted) return abortError(signal);
-    const failed = judge(s, o);
+  const result = Promise.all([inv.outcome, drained]).then(([r]): Error | undefined => {
+    if (r.aborted) return abortError(signal);
+    const failed = judge(s, r);
     if (failed) return failed;
-    const announced = o.text.match(/getting file .* of size (\d+) as/);
-    if (!announced) return new SmbError('other', `smbclient get ${remote}: no transfer reported (exit code ${o.exitCode}): ${lastLines(o.text, 3)}`);
+    if (r.exitCode !== 0) return new SmbError('other', `smbclient get ${remote}: exit code ${r.exitCode}: ${lastLines(r.text, 3)}`);
+    const announced = r.text.match(/getting file .* of size (\d+) as/);
+    if (!announced) return new SmbError('other', `smbclient get ${remote}: no transfer reported (exit code ${r.exitCode}): ${lastLines(r.text, 3)}`);
     if (Number(announced[1]) !== bytes) {
-      return new SmbError('disconnected', `reading ${remote} from SMB share '${s.share}' stopped after ${bytes} of ${announced[1]} bytes: ${lastLines(o.text, 2)}`);
+      return new SmbError('disconnected', `reading ${remote} from SMB share '${s.share}' stopped after ${bytes} of ${announced[1]} bytes: ${lastLines(r.text, 2)}`);
     }
     return undefined;
   });
-  void result.then((err) => {
-    if (out.destroyed) return;
-    if (err) out.destroy(err);
+  // Until the caller holds the stream, a failure rejects this call instead: an 'error' event on a
+  // stream nobody listens to yet would be an uncaught exception.
+  let verdict: { err: Error | undefined } | undefined;
+  let handedOut = false;
+  const settle = () => {
+    if (!handedOut || !verdict || out.destroyed) return;
+    if (verdict.err) out.destroy(verdict.err);
     else out.push(null);
+  };
+  void result.then((err) => {
+    verdict = { err: err && context(err) };
+    settle();
   });
-  const first = await Promise.race([firstData.then(() => 'data' as const), result.then((err) => err ?? ('done' as const))]);
-  if (first instanceof Error) {
-    out.destroy(); // nobody holds it yet: no error event, the rejection carries the cause
-    throw first;
+  await Promise.race([firstData, result]);
+  if (verdict?.err) {
+    out.destroy();
+    throw verdict.err;
   }
+  handedOut = true;
+  settle();
   return out;
 }
 

@@ -14,12 +14,15 @@ export function parseXfsInfo(out: string): XfsGeometry {
   const g: XfsGeometry = {};
   let section = '';
   for (const line of out.split('\n')) {
-    const head = line.match(/^([a-z-]+)\s*=\s*(\S*)/);
+    // "log      =internal log  bsize=4096 ...": a section starts; its own value is the first word when that
+    // is not itself a key=value pair ("data     =   bsize=4096" has none).
+    const head = line.match(/^([a-z-]+)\s*=/);
     let rest = line;
     if (head) {
       section = head[1]!;
-      g[section] = head[2]!;
       rest = line.slice(head[0].length);
+      const first = rest.trim().split(/\s+/)[0] ?? '';
+      if (!first.includes('=')) g[section] = first;
     }
     if (!section) continue;
     for (const m of rest.matchAll(/([a-z0-9-]+)=([^\s,]+)/g)) g[`${section}.${m[1]}`] = m[2]!;

@@ -1,0 +1,173 @@
+// SMB target: a folder on a Windows/Samba share (`smb://server[:port]/share/dir`), reached through
+// Samba's smbclient (src/exec/smbclient.ts). The same guarantees as the disk target: data goes to
+// `.<name>.partial`, is checked for size, and only then renamed over the final name in one step
+// (SMB2 rename with replace-if-exists), so there is no moment without an object under the final name
+// once one existed, and never a short one.
+import type { Readable } from 'node:stream';
+import type { SmbTargetConfig } from '../config/types.js';
+import {
+  ALREADY_EXISTS,
+  NOT_FOUND,
+  SmbError,
+  checkRemotePath,
+  joinRemote,
+  parseFreeSpace,
+  parseListing,
+  quoteListing,
+  quoteRemote,
+  serverUnusable,
+  smbCommands,
+  smbGet,
+  smbPut,
+  type SmbEntry,
+  type SmbSession,
+} from '../exec/smbclient.js';
+import { checkCredentialsFile } from './smb-credentials.js';
+import { isPartialName, partialName, type ObjectInfo, type Target } from './target.js';
+
+/** `del` takes several names per smbclient run; bounded so the command line stays short. */
+const DELETE_BATCH = 50;
+
+export class SmbTarget implements Target {
+  readonly display: string;
+
+  constructor(private readonly cfg: SmbTargetConfig) {
+    checkRemotePath(cfg.dir);
+    const port = cfg.port === 445 ? '' : `:${cfg.port}`;
+    this.display = `smb://${cfg.server}${port}/${cfg.share}${cfg.dir ? `/${cfg.dir}` : ''}`;
+  }
+
+  /** Credentials are checked on every operation: a file made readable since the last run is refused at once. */
+  private async session(): Promise<SmbSession> {
+    const c = this.cfg;
+    return {
+      server: c.server,
+      port: c.port,
+      share: c.share,
+      credentials: await checkCredentialsFile(c.credentials),
+      minProtocol: c.minProtocol,
+      signing: c.signing,
+      encryption: c.encryption,
+      timeoutSec: c.timeoutSec,
+    };
+  }
+
+  private remote(name: string): string {
+    checkRemotePath(name);
+    return joinRemote(this.cfg.dir, name);
+  }
+
+  private fail(what: string, err: unknown): Error {
+    if (err instanceof SmbError) return new SmbError(err.failure, `${this.display}: ${what}: ${err.message}`, err.status);
+    return err as Error;
+  }
+
+  async save(name: string, source: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {
+    let s: SmbSession;
+    let final: string;
+    let tmp: string;
+    try {
+      final = this.remote(name);
+      tmp = this.remote(partialName(name));
+      s = await this.session();
+    } catch (err) {
+      source.destroy();
+      throw err;
+    }
+    try {
+      await this.makeFolders(s, final, signal);
+      const bytes = await smbPut(s, tmp, source, signal);
+      // smbclient's put reports errors, but a complete-looking dump must be complete: ask the server.
+      const stored = await this.entry(s, tmp, signal);
+      if (stored?.size !== bytes) {
+        throw new SmbError('other', `${tmp} holds ${stored?.size ?? 'no'} bytes on the share after ${bytes} were sent`);
+      }
+      await smbCommands(s, [`rename ${quoteRemote(tmp)} ${quoteRemote(final)} -f`], { signal });
+      return { bytes };
+    } catch (err) {
+      source.destroy();
+      // A server that never answered or refused us holds no partial, and asking again would only add
+      // another timeout; otherwise remove it now (repair would, on the next run).
+      if (!serverUnusable(err)) await smbCommands(s, [`del ${quoteRemote(tmp)}`], { tolerate: NOT_FOUND }).catch(() => undefined);
+      throw this.fail(`saving ${name}`, err);
+    }
+  }
+
+  /** mkdir each folder on the way to `path` (smbclient has no mkdir -p); existing ones are fine. */
+  private async makeFolders(s: SmbSession, path: string, signal?: AbortSignal): Promise<void> {
+    const parts = path.split('/').slice(0, -1);
+    if (!parts.length) return;
+    const cmds = parts.map((_, i) => `mkdir ${quoteRemote(parts.slice(0, i + 1).join('/'))}`);
+    await smbCommands(s, cmds, { tolerate: ALREADY_EXISTS, signal });
+  }
+
+  /** The listing entry of one file, or undefined if it does not exist. */
+  private async entry(s: SmbSession, path: string, signal?: AbortSignal): Promise<SmbEntry | undefined> {
+    const text = await smbCommands(s, [`ls ${quoteRemote(path)}`], { tolerate: NOT_FOUND, signal });
+    const base = path.slice(path.lastIndexOf('/') + 1);
+    return parseListing(text).find((e) => !e.directory && e.name === base);
+  }
+
+  async open(name: string, signal?: AbortSignal): Promise<Readable> {
+    const s = await this.session();
+    return smbGet(s, this.remote(name), { signal, context: (err) => this.fail(`reading ${name}`, err) });
+  }
+
+  /** Files in `dir`, partials included. */
+  private async files(s: SmbSession, dir: string): Promise<SmbEntry[]> {
+    const text = await smbCommands(s, [`ls ${quoteListing(this.remote(dir))}`], { tolerate: NOT_FOUND });
+    return parseListing(text).filter((e) => !e.directory);
+  }
+
+  async list(dir: string): Promise<ObjectInfo[]> {
+    const s = await this.session();
+    try {
+      const files = await this.files(s, dir);
+      return files
+        .filter((e) => !isPartialName(e.name))
+        .map((e) => ({ name: joinRemote(dir, e.name), size: e.size }))
+        .sort((a, b) => a.name.localeCompare(b.name));
+    } catch (err) {
+      throw this.fail(`listing ${dir || '/'}`, err);
+    }
+  }
+
+  async remove(name: string): Promise<void> {
+    const s = await this.session();
+    try {
+      await smbCommands(s, [`del ${quoteRemote(this.remote(name))}`], { tolerate: NOT_FOUND });
+    } catch (err) {
+      throw this.fail(`removing ${name}`, err);
+    }
+  }
+
+  async repair(dir: string): Promise<string[]> {
+    const s = await this.session();
+    try {
+      const partials = (await this.files(s, dir)).filter((e) => isPartialName(e.name)).map((e) => joinRemote(dir, e.name));
+      for (let i = 0; i < partials.length; i += DELETE_BATCH) {
+        const batch = partials.slice(i, i + DELETE_BATCH);
+        await smbCommands(s, batch.map((n) => `del ${quoteRemote(this.remote(n))}`), { tolerate: NOT_FOUND });
+      }
+      return partials;
+    } catch (err) {
+      throw this.fail(`repairing ${dir || '/'}`, err);
+    }
+  }
+
+  /**
+   * smbclient prints the free space after a successful listing. List the target folder itself (one
+   * entry), or the share root before the first backup created it.
+   */
+  async freeSpace(): Promise<number | undefined> {
+    const s = await this.session();
+    try {
+      const dir = this.cfg.dir;
+      let text = dir ? await smbCommands(s, [`ls ${quoteRemote(dir)}`], { tolerate: NOT_FOUND }) : '';
+      if (parseFreeSpace(text) === undefined) text = await smbCommands(s, ['ls'], { tolerate: NOT_FOUND });
+      return parseFreeSpace(text);
+    } catch (err) {
+      throw this.fail('reading free space', err);
+    }
+  }
+}
