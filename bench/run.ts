@@ -1,14 +1,17 @@
 // make bench: drkit against the raw tools on the same data in the same run. Prints a Markdown table for
 // the README. Sizes: BENCH_GIB (default 2) and a 4x larger home for the flat-memory check.
-//   dump ratio   = drkit backup wall time / `xfsdump -l 0 -f FILE` wall time (disk target, same disk)
+//   dump ratio   = `xfsdump -l 0 -f FILE; sync FILE` wall time / drkit backup wall time (disk target, same disk)
 //   peak RSS     = drkit's maximum resident set size (GNU time), for 1x and 4x the data
 //   cron         = `drkit cron` with nothing due / `node -e 0`
+//   SMB backup   = drkit backup to an smb:// target / `xfsdump - | smbclient put /dev/stdin` (local smbd)
+//   SMB restore  = drkit restore --yes-destroy-home from it / `mkfs + smbclient get | xfsrestore -r`
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, openSync, writeSync, closeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startSmbd } from '../test/lib/smbd.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const cli = path.join(repo, 'dist/src/cli.js');
@@ -17,7 +20,7 @@ const base = mkdtempSync(path.join(os.tmpdir(), 'drkit-bench-'));
 const cleanups: (() => void)[] = [];
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
-function loopfs(name: string, sizeMiB: number): string {
+function loopfs(name: string, sizeMiB: number): { mnt: string; dev: string } {
   const img = path.join(base, `${name}.img`);
   const mnt = path.join(base, name);
   sh('truncate', ['-s', `${sizeMiB}M`, img]);
@@ -29,7 +32,7 @@ function loopfs(name: string, sizeMiB: number): string {
     spawnSync('umount', [mnt]);
     spawnSync('losetup', ['-d', dev]);
   });
-  return mnt;
+  return { mnt, dev };
 }
 
 /** Mixed data: many small files, some medium, a few large; incompressible. */
@@ -63,13 +66,45 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env
   return { seconds, rssKiB };
 }
 
-function config(home: string, root: string, target: string): string {
-  const conf = path.join(base, `drkit-${path.basename(home)}.conf`);
+/** A config for drkit: no system copy, no modules, no verify: the dump path alone, as the raw tools do. */
+function config(home: string, root: string, target: string, name = path.basename(home)): string {
+  const conf = path.join(base, `drkit-${name}.conf`);
   writeFileSync(
     conf,
-    `[general]\nhost = bench\n[schedule]\ncron = 0 2 * * *\n[paths]\nroot = ${root}\nhome = ${home}\nboot = ${root}/boot\nstate = ${base}/state-${path.basename(home)}.json\nlock = ${base}/lock\nlog_dir = ${base}/log\nmodules = ${base}/nomodules\n[systemcopy]\nenabled = false\n[dump]\nverify = never\n[target.disk]\nurl = file://${target}\n[report]\nsyslog = false\n`,
+    `[general]\nhost = bench\n[schedule]\ncron = 0 2 * * *\n[paths]\nroot = ${root}\nhome = ${home}\nboot = ${root}/boot\nstate = ${base}/state-${name}.json\nlock = ${base}/lock\nlog_dir = ${base}/log\nmodules = ${base}/nomodules\n[systemcopy]\nenabled = false\n[dump]\nverify = never\n[target.t]\nurl = ${target}\n[report]\nsyslog = false\n`,
   );
   return conf;
+}
+
+/** Seconds of a shell pipeline (raw tools), run with bash -o pipefail. */
+function timedPipeline(script: string): number {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('bash', ['-o', 'pipefail', '-c', script], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${script} failed: ${r.stderr}`);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+const ratioRow = (what: string, raw: number, dk: { seconds: number; rssKiB: number }) =>
+  `| ${what} | ${raw.toFixed(1)} s | ${dk.seconds.toFixed(1)} s | ${(raw / dk.seconds).toFixed(2)} | ${(dk.rssKiB / 1024).toFixed(0)} MiB |`;
+
+async function smbRows(home: string, homeDev: string, root: string): Promise<string[]> {
+  const teardowns: (() => unknown)[] = [];
+  try {
+    const smbd = await startSmbd({ teardown: (fn) => teardowns.push(fn) });
+    const share = `//127.0.0.1/${smbd.share}`;
+    const smb = `smbclient ${share} -p ${smbd.port} -A ${smbd.credentials} -m SMB3`;
+    const raw = timedPipeline(`xfsdump -F -J -l 0 -L b -M b - ${home} 2>/dev/null | ${smb} -c 'put /dev/stdin raw.dump' >/dev/null`);
+    const conf = config(home, root, `smb://127.0.0.1:${smbd.port}/${smbd.share}/drkit\ncredentials = ${smbd.credentials}`, 'smb');
+    const dk = timed('node', [cli, '--config', conf, 'backup', '--no-progress']);
+    // Restore: both reformat the home filesystem and restore into it, the raw way and drkit's way.
+    const rawRestore = timedPipeline(
+      `umount ${home} && mkfs.xfs -q -f ${homeDev} && mount ${homeDev} ${home} && ${smb} -c 'get raw.dump /dev/stdout' 2>/dev/null | xfsrestore -F -r - ${home} >/dev/null 2>&1 && rm -rf ${home}/xfsrestorehousekeepingdir`,
+    );
+    const dkRestore = timed('node', [cli, '--config', conf, 'restore', '--yes-destroy-home', '--no-progress']);
+    return [ratioRow('backup 2 GiB to SMB (`xfsdump - \\| smbclient put /dev/stdin`)', raw, dk), ratioRow('full restore from SMB (`mkfs; smbclient get \\| xfsrestore -r`)', rawRestore, dkRestore)];
+  } finally {
+    for (const f of teardowns.reverse()) await f();
+  }
 }
 
 async function main() {
@@ -77,32 +112,34 @@ async function main() {
   try {
     const root = path.join(base, 'rootdir');
     mkdirSync(path.join(root, 'boot'), { recursive: true });
-    const out = loopfs('out', Math.ceil(gib * 4 * 1024 * 1.2 + 2048));
+    const out = loopfs('out', Math.ceil(gib * 4 * 1024 * 1.2 + 2048)).mnt;
     for (const factor of [1, 4]) {
       const size = gib * factor;
-      const home = loopfs(`home${factor}`, Math.ceil(size * 1024 * 1.15 + 512));
+      const { mnt: home, dev: homeDev } = loopfs(`home${factor}`, Math.ceil(size * 1024 * 1.15 + 512));
       fill(home, size * 1024 ** 3);
       sh('sync', []);
       // Raw tool first, then drkit; the page cache is warm for both after the fill.
       const rawFile = path.join(out, `raw${factor}.dump`);
-      const raw = timed('xfsdump', ['-F', '-l', '0', '-L', 'bench', '-M', 'bench', '-f', rawFile, home]);
+      // drkit fsyncs a dump before it counts as complete; the raw tool must reach the disk too to compare.
+      const raw = timedPipeline(`xfsdump -F -l 0 -L bench -M bench -f ${rawFile} ${home} >/dev/null 2>&1 && sync ${rawFile}`);
       rmSync(rawFile);
       const tdir = path.join(out, `drkit${factor}`);
       mkdirSync(tdir);
-      const conf = config(home, root, tdir);
+      const conf = config(home, root, `file://${tdir}`);
       const dk = timed('node', [cli, '--config', conf, 'backup', '--no-progress']);
-      rows.push(`| dump ${size} GiB home to disk | ${raw.seconds.toFixed(1)} s | ${dk.seconds.toFixed(1)} s | ${(raw.seconds / dk.seconds).toFixed(2)} | ${(dk.rssKiB / 1024).toFixed(0)} MiB |`);
+      rows.push(ratioRow(`dump ${size} GiB home to disk (\`xfsdump -f FILE; sync FILE\`)`, raw, dk));
       rmSync(tdir, { recursive: true, force: true });
       if (factor === 1) {
         // cron fast path: the backup just succeeded, so nothing is due.
         const n = 20;
         const nodeT = timed('bash', ['-c', `for i in $(seq ${n}); do node -e 0; done`]).seconds / n;
         const cronT = timed('bash', ['-c', `for i in $(seq ${n}); do node ${cli} --config ${conf} cron >/dev/null; done`]).seconds / n;
-        rows.push(`| \`drkit cron\`, nothing due | ${(nodeT * 1000).toFixed(0)} ms (\`node -e 0\`) | ${(cronT * 1000).toFixed(0)} ms | ${(cronT / nodeT).toFixed(2)}x node | |`);
+        rows.push(`| \`drkit cron\`, nothing due (\`node -e 0\`) | ${(nodeT * 1000).toFixed(0)} ms | ${(cronT * 1000).toFixed(0)} ms | ${(cronT / nodeT).toFixed(2)}x node | |`);
+        rows.push(...(await smbRows(home, homeDev, root)));
       }
     }
     process.stdout.write(`\nBench on ${os.cpus().length} cores, ${new Date().toISOString().slice(0, 10)}, data: ${gib} GiB and ${gib * 4} GiB of mixed incompressible files\n\n`);
-    process.stdout.write('| what | raw tool | drkit | raw/drkit (speed ratio) | drkit peak RSS |\n|---|---|---|---|---|\n');
+    process.stdout.write('| what (raw tool) | raw tool | drkit | raw/drkit (1.00 = as fast) | drkit peak RSS |\n|---|---|---|---|---|\n');
     process.stdout.write(rows.join('\n') + '\n');
   } finally {
     for (const c of cleanups.reverse()) c();

@@ -21,6 +21,19 @@ function bigData(dir: string, mib: number): void {
   for (let i = 0; i < mib / 50; i++) execFileSync('dd', ['if=/dev/urandom', `of=${dir}/f${i}`, 'bs=1M', 'count=50', 'status=none']);
 }
 
+/** A sandbox with enough data, and `drkit backup` started and streaming into its temporary dump. */
+async function backupInFlight(t: Parameters<typeof makeSandbox>[0] & { ok(v: unknown, msg: string): void }) {
+  const sb = await makeSandbox(t, { homeSizeMiB: 1024, systemCopy: false, verify: 'never' });
+  bigData(path.join(sb.home.mnt, 'big'), 600);
+  const conf = await writeConfig(sb.cfg);
+  const targetDir = sb.cfg.targets.disk!.kind === 'file' ? sb.cfg.targets.disk!.dir : '';
+  const run = startCli(['--config', conf, 'backup', '--no-progress']);
+  const streaming = async () => (await targetFiles(targetDir, sb.cfg.host)).some((f) => f.endsWith('.partial'));
+  for (let i = 0; i < 300 && !(await streaming()); i++) await sleep(50);
+  t.ok(await streaming(), 'dump in progress');
+  return { sb, conf, targetDir, run };
+}
+
 t.test('cron: a new appliance is due at once; then silent until the next scheduled time', async (t) => {
   const sb = await makeSandbox(t, { systemCopy: false, verify: 'never' });
   await writeFile(path.join(sb.home.mnt, 'f'), 'data');
@@ -59,14 +72,7 @@ t.test('exit codes: 2 for usage and config errors (nothing touched), 1 for a fai
 });
 
 t.test('kill -9 in the middle of a dump: no complete-looking dump; the next cron call repairs and succeeds', async (t) => {
-  const sb = await makeSandbox(t, { homeSizeMiB: 1024, systemCopy: false, verify: 'never' });
-  bigData(path.join(sb.home.mnt, 'big'), 600);
-  const conf = await writeConfig(sb.cfg);
-  const targetDir = sb.cfg.targets.disk!.kind === 'file' ? sb.cfg.targets.disk!.dir : '';
-  const run = startCli(['--config', conf, 'backup', '--no-progress']);
-  // Wait until the dump is streaming into its temporary file, then kill drkit outright.
-  for (let i = 0; i < 300 && !(await targetFiles(targetDir, sb.cfg.host)).some((f) => f.endsWith('.partial')); i++) await sleep(50);
-  t.ok((await targetFiles(targetDir, sb.cfg.host)).some((f) => f.endsWith('.partial')), 'dump in progress');
+  const { sb, conf, targetDir, run } = await backupInFlight(t);
   run.child.kill('SIGKILL');
   await run.result;
   await sleep(500); // xfsdump notices its reader is gone (EPIPE)
@@ -86,12 +92,7 @@ t.test('kill -9 in the middle of a dump: no complete-looking dump; the next cron
 });
 
 t.test('SIGTERM during a dump: the run stops, is recorded as failed, leaves no partial, releases the lock', async (t) => {
-  const sb = await makeSandbox(t, { homeSizeMiB: 1024, systemCopy: false, verify: 'never' });
-  bigData(path.join(sb.home.mnt, 'big'), 600);
-  const conf = await writeConfig(sb.cfg);
-  const targetDir = sb.cfg.targets.disk!.kind === 'file' ? sb.cfg.targets.disk!.dir : '';
-  const run = startCli(['--config', conf, 'backup', '--no-progress']);
-  for (let i = 0; i < 300 && !(await targetFiles(targetDir, sb.cfg.host)).some((f) => f.endsWith('.partial')); i++) await sleep(50);
+  const { sb, targetDir, run } = await backupInFlight(t);
   run.child.kill('SIGTERM');
   const r = await run.result;
   t.equal(r.code, 1);

@@ -13,25 +13,9 @@ export function parseNow(now: string | undefined): Date {
 export async function cronCommand(g: GlobalOptions, o: { now?: string }): Promise<void> {
   const cfg = await loadConfigOrExit(g);
   const now = parseNow(o.now);
-  const { readState, markCrashed, StateCorruptError } = await import('../state/state.js');
-  const { liveLockOwner } = await import('../state/lock.js');
-  const { compileCron } = await import('../schedule/cronexpr.js');
-  const { decideDue } = await import('../schedule/due.js');
-  let history: Awaited<ReturnType<typeof readState>>['runs'] = [];
-  try {
-    const state = await readState(cfg.paths.state);
-    // A run killed with -9 (or by power loss) still says "running": judge it as the crash it was. The
-    // state file itself is corrected by the run, under the lock.
-    // Only the lock holder can be running; any other "running" record is a crash (pid reuse cannot fool this).
-    const holder = await liveLockOwner(cfg.paths.lock);
-    markCrashed(state, (pid) => pid === holder?.pid);
-    history = state.runs;
-  } catch (err) {
-    // A corrupt state file was set aside: with no history a backup is due, and the run reports it.
-    if (!(err instanceof StateCorruptError)) throw err;
-    process.stderr.write(`drkit: ${err.message}\n`);
-  }
-  const decision = decideDue({ cron: compileCron(cfg.schedule.cron), retryPerDay: cfg.schedule.retryPerDay, history, now });
+  const { viewDue } = await import('../schedule/decide.js');
+  const { decision, stateProblem } = await viewDue(cfg, now);
+  if (stateProblem) process.stderr.write(`drkit: ${stateProblem}\n`);
   if (!decision.due) return; // silent: cron mails whatever we print
   const { LockBusyError } = await import('../state/lock.js');
   // Quiet on success (cron would mail it); errors reach stderr and so cron's mail.

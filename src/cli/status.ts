@@ -17,25 +17,10 @@ export interface Status {
 export async function statusCommand(g: GlobalOptions, o: { json?: boolean; now?: string }): Promise<void> {
   const cfg = await loadConfigOrExit(g);
   const now = parseNow(o.now);
-  const { readState, markCrashed, StateCorruptError } = await import('../state/state.js');
-  const { liveLockOwner } = await import('../state/lock.js');
-  const { compileCron } = await import('../schedule/cronexpr.js');
-  const { decideDue } = await import('../schedule/due.js');
-  let runs: Awaited<ReturnType<typeof readState>>['runs'] = [];
-  let stateProblem: string | undefined;
-  try {
-    const state = await readState(cfg.paths.state);
-    // Only the lock holder can be running; any other "running" record is a crash (pid reuse cannot fool this).
-    const holder = await liveLockOwner(cfg.paths.lock);
-    markCrashed(state, (pid) => pid === holder?.pid);
-    runs = state.runs;
-  } catch (err) {
-    if (!(err instanceof StateCorruptError)) throw err;
-    stateProblem = err.message;
-  }
+  const { viewDue } = await import('../schedule/decide.js');
+  const { history: runs, decision, stateProblem } = await viewDue(cfg, now);
   const success = runs.filter((r) => r.status === 'success').at(-1);
   const last = runs.at(-1);
-  const decision = decideDue({ cron: compileCron(cfg.schedule.cron), retryPerDay: cfg.schedule.retryPerDay, history: runs, now });
   const tc = pickTarget(cfg, undefined);
   const target: Status['target'] = { name: tc.name, url: '', freeBytes: null };
   try {

@@ -51,7 +51,7 @@ export class SmbError extends Error {
   }
 }
 
-/** The server never took part (or stopped answering): nothing was created, and asking it again is pointless. */
+/** The server refused us or does not answer: asking it to clean up would fail the same way, or cost another timeout. */
 export function serverUnusable(err: unknown): boolean {
   return err instanceof SmbError && ['auth', 'share-missing', 'unreachable', 'timeout', 'protection', 'protocol'].includes(err.failure);
 }
@@ -80,7 +80,6 @@ export function checkRemotePath(path: string): void {
   if (path === '') return;
   for (const seg of path.split('/')) {
     if (seg === '' || seg === '.' || seg === '..') throw new Error(`SMB path '${path}': empty, '.' or '..' component`);
-    // eslint-disable-next-line no-control-regex
     const bad = seg.match(/[\x00-\x1f\x7f"*:<>?\\|;]/);
     if (bad) throw new Error(`SMB path '${path}': character ${JSON.stringify(bad[0])} is not allowed in names on a share`);
     if (/^\s|[\s.]$/.test(seg)) throw new Error(`SMB path '${path}': a name must not start with a blank or end with a blank or '.'`);
@@ -98,7 +97,6 @@ const PROTOCOL: Record<SmbProtocol, string> = { SMB2: 'SMB2_02', SMB3: 'SMB3_00'
 
 export function smbclientArgs(s: SmbSession, commands: string): string[] {
   if (!/^[A-Za-z0-9._-]+$/.test(s.server) && !/^\[[0-9A-Fa-f:.]+\]$/.test(s.server)) throw new Error(`SMB server '${s.server}': not a host name or address`);
-  // eslint-disable-next-line no-control-regex
   if (!s.share || /[\x00-\x1f/\\"]/.test(s.share)) throw new Error(`SMB share '${s.share}': not a share name`);
   return [
     `//${s.server}/${s.share}`,
@@ -235,7 +233,7 @@ const PLAIN_FAILURES: { re: RegExp; kind: SmbFailure; text: (s: SmbSession) => s
     kind: 'protection',
     text: (s) => `SMB server ${s.server}:${s.port} does not support SMB3 encryption, which the configuration requires (encryption = required)`,
   },
-  { re: /Error setting option|Ignoring invalid value/, kind: 'other', text: (s) => `smbclient refused an option drkit gave it (signing ${s.signing}, encryption ${s.encryption})` },
+  { re: /^Error setting option/, kind: 'other', text: (s) => `smbclient refused an option drkit gave it (signing ${s.signing}, encryption ${s.encryption})` },
   { re: /: command not found$/, kind: 'other', text: () => 'smbclient does not know a command drkit sent (Samba too old?)' },
 ];
 
@@ -245,14 +243,14 @@ const PLAIN_FAILURES: { re: RegExp; kind: SmbFailure; text: (s: SmbSession) => s
  */
 export function diagnose(s: SmbSession, text: string, tolerate: ReadonlySet<string> = new Set()): SmbError | undefined {
   for (const raw of text.split('\n')) {
+    if (LISTING_LINE.test(raw)) continue; // a file name is not a message, whatever it says
     const line = raw.trim();
     const status = line.match(/\bNT_STATUS_[A-Z0-9_]+/)?.[0];
-    if (status) {
+    if (status && status !== 'NT_STATUS_OK') {
       const connecting = /^(do_connect:|session setup failed|tree connect failed|protocol negotiation failed)/.test(line);
       if (connecting || !tolerate.has(status)) return diagnoseLine(s, line, status);
       continue;
     }
-    if (/^cli_push returned/.test(line)) return new SmbError('other', `writing to SMB share '${s.share}' failed: ${line}`);
     for (const p of PLAIN_FAILURES) if (p.re.test(line)) return new SmbError(p.kind, `${p.text(s)}: ${line}`);
   }
   return undefined;
@@ -388,9 +386,12 @@ export async function smbCommands(s: SmbSession, commands: string[], o: { tolera
  * Stream `source` into the remote file `remote` (overwritten if it exists), with backpressure: smbclient
  * reads its stdin only as fast as the server takes the data. Resolves with the byte count.
  * On failure smbclient is dead when this returns, and the source is destroyed.
+ * `mkdirs`: folders to create first in the same run (one connection less per save); existing ones are fine.
  */
-export async function smbPut(s: SmbSession, remote: string, source: Readable, signal?: AbortSignal): Promise<number> {
-  const cmd = `put - ${quoteRemote(remote)}`; // '-' is stdin: /dev/stdin cannot be opened on Node's socketpair stdio
+export async function smbPut(s: SmbSession, remote: string, source: Readable, o: { mkdirs?: string[]; signal?: AbortSignal } = {}): Promise<number> {
+  const { signal } = o;
+  // '-' is stdin: /dev/stdin cannot be opened on Node's socketpair stdio.
+  const cmd = [...(o.mkdirs ?? []).map((d) => `mkdir ${quoteRemote(d)}`), `put - ${quoteRemote(remote)}`].join('; ');
   let inv: Invocation | undefined;
   let stdinDone = false;
   const waiting = () => {
@@ -414,6 +415,9 @@ export async function smbPut(s: SmbSession, remote: string, source: Readable, si
   let bytes = 0;
   const touch = inv.touch;
   const counter = new Transform({
+    // 8 MiB of slack between the producer and smbclient's stdin, so reading and hashing go on while
+    // smbclient drains the socket (a 16 KiB buffer makes them take turns); memory stays bounded by it.
+    highWaterMark: 8 << 20,
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
       bytes += chunk.length;
       touch();
@@ -437,9 +441,9 @@ export async function smbPut(s: SmbSession, remote: string, source: Readable, si
   if (out.aborted) throw abortError(signal);
   if (streamError) {
     if (origin !== 'smbclient') throw streamError;
-    throw judge(s, out) ?? new SmbError('other', `smbclient stopped reading the data (exit code ${out.exitCode}): ${lastLines(out.text, 3)}`);
+    throw judge(s, out, ALREADY_EXISTS) ?? new SmbError('other', `smbclient stopped reading the data (exit code ${out.exitCode}): ${lastLines(out.text, 3)}`);
   }
-  const failed = judge(s, out);
+  const failed = judge(s, out, ALREADY_EXISTS);
   if (failed) throw failed;
   if (out.exitCode !== 0) throw new SmbError('other', `smbclient put exit code ${out.exitCode}: ${lastLines(out.text, 3)}`);
   return bytes;
@@ -542,10 +546,12 @@ export interface SmbEntry {
  * right, where the widths are fixed: date, two blanks, size (at least 8 wide), one blank, 7 attribute
  * characters. A name's own trailing blanks are lost (checkRemotePath refuses such names).
  */
+const LISTING_LINE = /^  (.*) ( *\d+)  [A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4,}$/;
+
 export function parseListing(text: string): SmbEntry[] {
   const out: SmbEntry[] = [];
   for (const line of text.split('\n')) {
-    const m = line.match(/^  (.*) ( *\d+)  [A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4,}$/);
+    const m = line.match(LISTING_LINE);
     if (!m) continue;
     const head = m[1]!; // name, padding, the 7 attribute characters
     const sizeField = m[2]!;

@@ -26,7 +26,9 @@ export class FileTarget implements Target {
     const st = await stat(this.root).catch(() => undefined);
     if (!st?.isDirectory()) throw new Error(`${this.display}: the target directory does not exist (disk not mounted?)`);
     await mkdir(path.dirname(final), { recursive: true });
-    const out = createWriteStream(tmp, { flags: 'w', mode: 0o600 });
+    // A deep write queue (8 MiB) lets the disk write while the next chunks are read and hashed, and
+    // turns queued chunks into one writev; memory stays bounded by it.
+    const out = createWriteStream(tmp, { flags: 'w', mode: 0o600, highWaterMark: 8 << 20 });
     try {
       await pipeline(source, out, { signal });
       // The rename is what makes a dump exist: make sure its bytes are on the disk first, and the rename

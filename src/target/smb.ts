@@ -6,7 +6,6 @@
 import type { Readable } from 'node:stream';
 import type { SmbTargetConfig } from '../config/types.js';
 import {
-  ALREADY_EXISTS,
   NOT_FOUND,
   SmbError,
   checkRemotePath,
@@ -27,6 +26,12 @@ import { isPartialName, partialName, type ObjectInfo, type Target } from './targ
 
 /** `del` takes several names per smbclient run; bounded so the command line stays short. */
 const DELETE_BATCH = 50;
+
+/** Each folder on the way to `path`, outermost first (smbclient has no mkdir -p). */
+function folders(path: string): string[] {
+  const parts = path.split('/').slice(0, -1);
+  return parts.map((_, i) => parts.slice(0, i + 1).join('/'));
+}
 
 export class SmbTarget implements Target {
   readonly display: string;
@@ -75,8 +80,7 @@ export class SmbTarget implements Target {
       throw err;
     }
     try {
-      await this.makeFolders(s, final, signal);
-      const bytes = await smbPut(s, tmp, source, signal);
+      const bytes = await smbPut(s, tmp, source, { mkdirs: folders(final), signal });
       // smbclient's put reports errors, but a complete-looking dump must be complete: ask the server.
       const stored = await this.entry(s, tmp, signal);
       if (stored?.size !== bytes) {
@@ -86,19 +90,21 @@ export class SmbTarget implements Target {
       return { bytes };
     } catch (err) {
       source.destroy();
-      // A server that never answered or refused us holds no partial, and asking again would only add
-      // another timeout; otherwise remove it now (repair would, on the next run).
-      if (!serverUnusable(err)) await smbCommands(s, [`del ${quoteRemote(tmp)}`], { tolerate: NOT_FOUND }).catch(() => undefined);
+      // A server that refused us or does not answer cannot clean up either (and asking would cost another
+      // timeout); otherwise remove the partial now rather than at the next run's repair.
+      if (serverUnusable(err)) throw this.fail(`saving ${name}`, err);
+      const cleanup = await smbCommands(s, [`del ${quoteRemote(tmp)}`], { tolerate: NOT_FOUND }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      // A server dying mid-transfer sometimes makes smbclient report an odd status (INVALID_PARAMETER);
+      // that the server is gone right after is the cause worth naming.
+      if (err instanceof SmbError && err.failure === 'other' && serverUnusable(cleanup)) {
+        const lost = new SmbError('disconnected', `connection to SMB server ${s.server}:${s.port} lost (${err.message}; then: ${(cleanup as Error).message})`, err.status);
+        throw this.fail(`saving ${name}`, lost);
+      }
       throw this.fail(`saving ${name}`, err);
     }
-  }
-
-  /** mkdir each folder on the way to `path` (smbclient has no mkdir -p); existing ones are fine. */
-  private async makeFolders(s: SmbSession, path: string, signal?: AbortSignal): Promise<void> {
-    const parts = path.split('/').slice(0, -1);
-    if (!parts.length) return;
-    const cmds = parts.map((_, i) => `mkdir ${quoteRemote(parts.slice(0, i + 1).join('/'))}`);
-    await smbCommands(s, cmds, { tolerate: ALREADY_EXISTS, signal });
   }
 
   /** The listing entry of one file, or undefined if it does not exist. */
