@@ -8,5 +8,14 @@ export async function configCheckCommand(g: GlobalOptions): Promise<void> {
   const { configWarnings } = await import('../config/load.js');
   // Warnings (a USB disk not mounted right now) do not make the configuration wrong: exit 0.
   for (const w of await configWarnings(cfg)) process.stderr.write(`drkit: warning: ${w}\n`);
+  // An SMB credentials file with the wrong owner or mode is refused at run time: say so now.
+  const { checkCredentialsFile } = await import('../target/smb-credentials.js');
+  for (const t of Object.values(cfg.targets)) {
+    if (t.kind !== 'smb') continue;
+    await checkCredentialsFile(t.credentials).catch((err: Error) => {
+      // A missing file was already reported above.
+      if (!/does not exist/.test(err.message)) process.stderr.write(`drkit: warning: [target.${t.name}] credentials: ${err.message}\n`);
+    });
+  }
   process.stdout.write(`; ${cfg.file}: ok\n${formatConfig(cfg)}`);
 }
