@@ -1,4 +1,4 @@
-// A one-line progress display for a person at a terminal: bytes, rate, elapsed (and xfsdump's percentage).
+// A one-line progress display for a person at a terminal: bytes, percentage, rate, elapsed and ETA.
 export interface ProgressLine {
   update(bytes: number, percent?: number): void;
   done(): void;
@@ -15,6 +15,11 @@ export function humanBytes(n: number): string {
   return `${v.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
+function formatSeconds(s: number): string {
+  const m = Math.floor(s / 60);
+  return m ? `${m} min ${Math.round(s % 60)} s` : `${Math.round(s)} s`;
+}
+
 export function progressLine(label: string, out: { write(s: string): unknown } = process.stderr): ProgressLine {
   const start = Date.now();
   let last = 0;
@@ -23,7 +28,9 @@ export function progressLine(label: string, out: { write(s: string): unknown } =
     const secs = (Date.now() - start) / 1000;
     const rate = secs > 0 ? bytes / secs : 0;
     const pct = percent === undefined ? '' : ` ${percent.toFixed(1)}%`;
-    out.write(`\r${label}: ${humanBytes(bytes)}${pct} at ${humanBytes(rate)}/s, ${secs.toFixed(0)} s elapsed\x1b[K`);
+    // ETA from the share done so far: the restore knows the dump's size; a dump only xfsdump's estimate.
+    const eta = percent && percent > 0 && percent < 100 ? `, ETA ${formatSeconds((secs * (100 - percent)) / percent)}` : '';
+    out.write(`\r${label}: ${humanBytes(bytes)}${pct} at ${humanBytes(rate)}/s, ${secs.toFixed(0)} s elapsed${eta}\x1b[K`);
     shown = true;
   };
   let lastPercent: number | undefined;
