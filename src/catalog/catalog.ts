@@ -54,13 +54,20 @@ export function chainFor(dumps: Manifest[], id: string): Manifest[] {
   return chain;
 }
 
+/** Not known to be bad: verified ok, or not verified (yet). */
+function usable(d: Manifest): boolean {
+  return d.verified?.ok !== false;
+}
+
 export type DumpPlan = { level: 0; base: null } | { level: number; base: Manifest };
 
 /**
  * The next dump in the configured level cycle. The n-th dump after the latest full one gets levels[n]
  * (a full again once the cycle is used up), based on the most recent dump of a lower level.
  */
-export function planNextDump(dumps: Manifest[], levels: number[]): DumpPlan {
+export function planNextDump(all: Manifest[], levels: number[]): DumpPlan {
+  // A dump whose verification failed is never a base: the next one must not depend on it.
+  const dumps = all.filter(usable);
   const lastFull = dumps.map((d) => d.level).lastIndexOf(0);
   if (lastFull < 0) return { level: 0, base: null };
   const sinceFull = dumps.slice(lastFull);
@@ -72,7 +79,9 @@ export function planNextDump(dumps: Manifest[], levels: number[]): DumpPlan {
 
 /** Dumps retention may delete: everything older than the `keepFull`-th newest full dump. */
 export function prunable(dumps: Manifest[], keepFull: number): Manifest[] {
-  const fulls = dumps.map((d, i) => (d.level === 0 ? i : -1)).filter((i) => i >= 0);
+  // Only good full dumps count towards the ones kept: a full that failed verification must not push
+  // the last good chain out.
+  const fulls = dumps.map((d, i) => (d.level === 0 && usable(d) ? i : -1)).filter((i) => i >= 0);
   if (fulls.length <= keepFull) return [];
   const oldestKept = fulls[fulls.length - keepFull]!;
   return dumps.slice(0, oldestKept);
