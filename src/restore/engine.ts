@@ -64,9 +64,13 @@ export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<F
   const step = async <T>(name: Step, what: string, fn: () => Promise<T>): Promise<T> => {
     log.info(`[${STEPS.indexOf(name) + 1}/${STEPS.length}] ${what}`);
     try {
+      // A stop requested during one step is honoured before the next begins, not only inside xfsrestore.
+      o.signal?.throwIfAborted();
       return await fn();
     } catch (err) {
-      throw new RestoreError(name, err as Error);
+      // Stopped on purpose: say so, rather than what the interrupted tool happened to report.
+      const cause = o.signal?.aborted && o.signal.reason instanceof Error ? o.signal.reason : (err as Error);
+      throw new RestoreError(name, cause);
     }
   };
 
