@@ -95,12 +95,15 @@ export async function deleteDumps(target: Target, host: string, victims: Manifes
   }
 }
 
-/** Remove what interrupted runs left in the host's folder. Run under the lock only. */
-export async function repairTarget(target: Target, host: string): Promise<string[]> {
+/**
+ * Remove what interrupted runs left in the host's folder. Run under the lock only. Returns what it
+ * removed and the catalog as it now is (no orphans), so the caller need not read the target again.
+ */
+export async function repairTarget(target: Target, host: string): Promise<{ removed: string[]; catalog: Catalog }> {
   const removed = await target.repair(host);
-  const { orphans } = await readCatalog(target, host);
-  for (const o of orphans) await target.remove(o);
-  return [...removed, ...orphans];
+  const catalog = await readCatalog(target, host);
+  for (const o of catalog.orphans) await target.remove(o);
+  return { removed: [...removed, ...catalog.orphans], catalog: { ...catalog, orphans: [] } };
 }
 
 export async function writeManifest(target: Target, m: Manifest): Promise<void> {

@@ -26,6 +26,12 @@ export interface Manifest {
   verified?: { at: string; ok: boolean; entries?: number; error?: string };
 }
 
+/** How a dump's verification is shown to people (drkit list, the wizard). */
+export function verificationLabel(m: Manifest): string {
+  if (!m.verified) return 'not verified';
+  return m.verified.ok ? 'verified' : 'VERIFY FAILED';
+}
+
 export function dumpObject(host: string, id: string): string {
   return `${host}/${id}.xfsdump`;
 }

@@ -2,6 +2,7 @@
 import type { GlobalOptions } from './context.js';
 import { loadConfigOrExit, pickTarget } from './context.js';
 import { humanBytes } from '../dump/progress.js';
+import { verificationLabel } from '../catalog/manifest.js';
 
 export async function listCommand(g: GlobalOptions, o: { target?: string; json?: boolean }): Promise<void> {
   const cfg = await loadConfigOrExit(g);
@@ -17,8 +18,7 @@ export async function listCommand(g: GlobalOptions, o: { target?: string; json?:
   for (const c of catalogs) {
     process.stdout.write(`${target.display} ${c.host}: ${c.dumps.length} dump(s)\n`);
     for (const d of c.dumps) {
-      const v = d.verified ? (d.verified.ok ? 'verified' : 'VERIFY FAILED') : 'not verified';
-      process.stdout.write(`  ${d.id}  level ${d.level}  ${humanBytes(d.bytes).padStart(10)}  ${d.started}  ${v}${d.base ? `  base ${d.base}` : ''}\n`);
+      process.stdout.write(`  ${d.id}  level ${d.level}  ${humanBytes(d.bytes).padStart(10)}  ${d.started}  ${verificationLabel(d)}${d.base ? `  base ${d.base}` : ''}\n`);
     }
     for (const b of c.broken) process.stdout.write(`  BROKEN ${b.object}: ${b.error}\n`);
     for (const orphan of c.orphans) process.stdout.write(`  INCOMPLETE ${orphan} (no manifest: an interrupted run; removed by the next backup)\n`);

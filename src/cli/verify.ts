@@ -8,15 +8,13 @@ export async function verifyCommand(g: GlobalOptions, id: string | undefined, o:
   const cfg = await loadConfigOrExit(g);
   const tc = pickTarget(cfg, o.target);
   const { openTarget } = await import('../target/registry.js');
-  const { readCatalog, writeManifest } = await import('../catalog/catalog.js');
-  const { verifyDump } = await import('../verify/verify.js');
+  const { readCatalog } = await import('../catalog/catalog.js');
+  const { verifyAndRecord } = await import('../verify/verify.js');
   const target = await openTarget(tc);
   const { dumps } = await readCatalog(target, cfg.host);
   const m = id ? dumps.find((d) => d.id === id) : dumps.at(-1);
   if (!m) throw new CliError(id ? `no complete dump ${id} on ${target.display} (see drkit list)` : `no dumps of ${cfg.host} on ${target.display}`, EXIT.failed);
-  const v = await verifyDump(target, m);
-  m.verified = { at: new Date().toISOString(), ok: v.ok, entries: v.entries, ...(v.ok ? {} : { error: v.problems.join('; ') }) };
-  await writeManifest(target, m);
+  const v = await verifyAndRecord(target, m, new Date());
   if (o.json) process.stdout.write(JSON.stringify({ id: m.id, ...v }, null, 2) + '\n');
   else if (v.ok) process.stdout.write(`${m.id}: ok (${v.bytes} bytes, SHA-256 matches, ${v.entries ?? '?'} entries readable by xfsrestore)\n`);
   if (!v.ok) throw new CliError(`${m.id}: verification FAILED: ${v.problems.join('; ')}`, EXIT.failed);

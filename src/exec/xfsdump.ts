@@ -2,7 +2,7 @@
 // (status line, session id, level, base, sizes, progress) once, here.
 import type { Readable } from 'node:stream';
 import { eachLine, Tail } from './lines.js';
-import { spawn, ToolError } from './run.js';
+import { lastLines, spawn, ToolError } from './run.js';
 
 export type DumpStatus = 'SUCCESS' | 'INTERRUPT' | 'ERROR' | 'QUIT' | 'INCOMPLETE' | 'FAULT';
 
@@ -102,7 +102,7 @@ export function parseDumpLine(line: string, r: DumpReport, onProgress?: (p: Dump
 export function checkDump(f: { report: DumpReport; exitCode: number | undefined; signal: string | undefined; stderrTail: string }): void {
   const { report } = f;
   if (report.status === 'SUCCESS' && f.exitCode === 0) return;
-  const said = report.errors.length ? report.errors.join('; ') : f.stderrTail.split('\n').slice(-3).join(' | ');
+  const said = report.errors.length ? report.errors.join('; ') : lastLines(f.stderrTail, 3);
   const how = f.signal ? `killed by ${f.signal}` : `exit code ${f.exitCode}`;
   throw new ToolError('xfsdump', `xfsdump failed (Dump Status: ${report.status ?? 'none'}, ${how}): ${said}`, f.exitCode, f.stderrTail);
 }

@@ -3,7 +3,7 @@
 // subtrees (single-file restore into a separate directory).
 import type { Readable } from 'node:stream';
 import { eachLine, Tail } from './lines.js';
-import { spawn, ToolError } from './run.js';
+import { lastLines, spawn, ToolError } from './run.js';
 
 export type RestoreMode =
   | { kind: 'toc' }
@@ -69,7 +69,7 @@ export async function runXfsrestore(mode: RestoreMode, source: Readable, opts: {
   source.unpipe(child.stdin!);
   if (feedError) throw feedError;
   if (report.status === 'SUCCESS' && done.exitCode === 0) return report;
-  const said = report.errors.length ? report.errors.join('; ') : tail.text().split('\n').slice(-3).join(' | ');
+  const said = report.errors.length ? report.errors.join('; ') : lastLines(tail.text(), 3);
   throw new ToolError('xfsrestore', `xfsrestore failed (Restore Status: ${report.status ?? 'none'}, exit code ${done.exitCode ?? done.signal}): ${said}`, done.exitCode, tail.text());
 }
 

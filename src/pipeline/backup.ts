@@ -4,13 +4,13 @@ import os from 'node:os';
 import type { Config } from '../config/types.js';
 import { openTarget } from '../target/registry.js';
 import type { Target } from '../target/target.js';
-import { deleteDumps, planNextDump, prunable, readCatalog, repairTarget, writeManifest } from '../catalog/catalog.js';
+import { deleteDumps, planNextDump, prunable, repairTarget, writeManifest } from '../catalog/catalog.js';
 import { MANIFEST_FORMAT, dumpObject, makeDumpId, type Manifest } from '../catalog/manifest.js';
 import { systemCopy } from '../prepare/systemcopy.js';
 import { runSpoolModules, type ModuleOutcome } from '../prepare/spool.js';
 import { dumpToTarget, MissingBaseError } from '../dump/dump.js';
 import { progressLine } from '../dump/progress.js';
-import { verifyDump } from '../verify/verify.js';
+import { verifyAndRecord } from '../verify/verify.js';
 import type { Logger } from '../report/log.js';
 import { DRKIT_VERSION } from '../version.js';
 
@@ -39,8 +39,9 @@ export async function runBackup(cfg: Config, opts: BackupOptions): Promise<Backu
   const target = await openTarget(targetCfg);
   log.info(`backup of ${cfg.paths.home} to ${target.display} (host ${cfg.host})`);
 
-  const repaired = await repairTarget(target, cfg.host);
-  for (const r of repaired) log.warn(`removed ${r}: left by an interrupted run`);
+  // Under the lock nothing else changes the target: this catalog holds until our dump is added.
+  const { removed, catalog } = await repairTarget(target, cfg.host);
+  for (const r of removed) log.warn(`removed ${r}: left by an interrupted run`);
 
   if (cfg.systemCopy.enabled) {
     log.info(`system copy: ${cfg.paths.root} and ${cfg.paths.boot} -> ${cfg.paths.systemCopy}`);
@@ -53,28 +54,24 @@ export async function runBackup(cfg: Config, opts: BackupOptions): Promise<Backu
   const failedRequired = modules.filter((m): m is Extract<ModuleOutcome, { status: 'failed' }> => m.status === 'failed' && m.required);
   if (failedRequired.length) throw new BackupError(`required module(s) failed: ${failedRequired.map((m) => `${m.name} (${m.error})`).join(', ')}`);
 
-  const manifest = await dumpOnce(cfg, target, modules, opts, now);
+  const manifest = await dumpOnce(cfg, target, catalog.dumps, modules, opts, now);
 
   if (cfg.dump.verify === 'after-backup') {
     log.info(`verify: reading ${manifest.id} back from ${target.display}`);
-    const v = await verifyDump(target, manifest, signal);
-    manifest.verified = { at: now().toISOString(), ok: v.ok, entries: v.entries, ...(v.ok ? {} : { error: v.problems.join('; ') }) };
-    await writeManifest(target, manifest);
+    const v = await verifyAndRecord(target, manifest, now(), signal);
     if (!v.ok) throw new BackupError(`verification of ${manifest.id} failed: ${v.problems.join('; ')}`);
     log.info(`verify: ok (${v.entries ?? '?'} entries, SHA-256 matches)`);
   }
 
   // Only now, with a new complete (and verified, when configured) dump on the target, may old ones go.
-  const { dumps } = await readCatalog(target, cfg.host);
-  const victims = prunable(dumps, cfg.retention.keepFull);
+  const victims = prunable([...catalog.dumps, manifest], cfg.retention.keepFull);
   await deleteDumps(target, cfg.host, victims);
   for (const v of victims) log.info(`retention: deleted ${v.id}`);
   return { manifest, target: targetCfg.name, pruned: victims.map((v) => v.id) };
 }
 
-async function dumpOnce(cfg: Config, target: Target, modules: ModuleOutcome[], opts: BackupOptions, now: () => Date): Promise<Manifest> {
+async function dumpOnce(cfg: Config, target: Target, dumps: Manifest[], modules: ModuleOutcome[], opts: BackupOptions, now: () => Date): Promise<Manifest> {
   const { log, signal } = opts;
-  const { dumps } = await readCatalog(target, cfg.host);
   let plan = planNextDump(dumps, cfg.dump.levels);
   for (;;) {
     const started = now();

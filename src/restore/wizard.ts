@@ -3,7 +3,7 @@
 // (local terminal or serial line); nothing on the disk changes before the host name is typed.
 import type { Readable, Writable } from 'node:stream';
 import type { Config } from '../config/types.js';
-import type { Manifest } from '../catalog/manifest.js';
+import { verificationLabel, type Manifest } from '../catalog/manifest.js';
 import { chainFor } from '../catalog/catalog.js';
 import { createLogger, type Logger } from '../report/log.js';
 import { humanBytes } from '../dump/progress.js';
@@ -152,7 +152,7 @@ function showDumps(con: LineConsole, cfg: Config, source: ReadableSource): Choic
   for (const [i, c] of choices.entries()) {
     const m = c.manifest;
     const state = c.chain instanceof Error ? `  INCOMPLETE: ${c.chain.message}` : '';
-    con.say(`  ${String(i + 1).padStart(2)}) ${m.id}  ${when(m.started)}  level ${m.level}  ${humanBytes(m.bytes).padStart(10)}  ${verified(m)}${state}`);
+    con.say(`  ${String(i + 1).padStart(2)}) ${m.id}  ${when(m.started)}  level ${m.level}  ${humanBytes(m.bytes).padStart(10)}  ${verificationLabel(m)}${state}`);
   }
   for (const b of broken) con.say(`   -  unreadable: ${b.object}: ${b.error}`);
   return choices;
@@ -162,7 +162,7 @@ function showChain(con: LineConsole, chain: Manifest[]): void {
   con.say();
   con.say(`This restores ${chain.length} dump${chain.length === 1 ? '' : 's'}, in this order:`);
   for (const m of chain) {
-    con.say(`  ${m.level === 0 ? 'full    ' : `level ${m.level} `} ${m.id}  ${when(m.started)}  ${humanBytes(m.bytes)}  ${verified(m)}`);
+    con.say(`  ${m.level === 0 ? 'full    ' : `level ${m.level} `} ${m.id}  ${when(m.started)}  ${humanBytes(m.bytes)}  ${verificationLabel(m)}`);
   }
 }
 
@@ -258,11 +258,6 @@ function teeToConsole(log: Logger, con: LineConsole): Logger {
     warnings: log.warnings,
     close: () => log.close(),
   };
-}
-
-function verified(m: Manifest): string {
-  if (!m.verified) return 'not verified';
-  return m.verified.ok ? 'verified' : 'VERIFY FAILED';
 }
 
 /** "2026-11-24 02:00 UTC": the same on every console whatever its time zone. */
