@@ -1,9 +1,10 @@
-// One dump: xfsdump of the home filesystem -> SHA-256/byte counter -> target.save (temporary name,
-// renamed once complete). Backpressure runs end to end through stream pipes: a slow target slows xfsdump
-// down instead of growing our memory.
-import type { Target } from '../target/target.js';
-import { checkDump, isMissingBase, startXfsdump, type DumpBase } from '../exec/xfsdump.js';
-import { HashingCounter } from '../stream/hash.js';
+// One dump: xfsdump of the home filesystem -> pipe -> pump (copy + SHA-256, stream/pump.ts) -> the
+// target's upload (a temporary object, renamed once complete). Backpressure is the kernel's: a slow
+// target blocks the pump's writes, a full pipe then blocks xfsdump, and memory stays one fixed ring.
+import type { Target, Upload } from '../target/target.js';
+import { checkDump, isMissingBase, startXfsdump, type DumpBase, type RunningDump } from '../exec/xfsdump.js';
+import { openPipe } from '../exec/fifo.js';
+import { startPump, type Pump } from '../stream/pump.js';
 import type { ProgressLine } from './progress.js';
 
 export interface DumpRequest {
@@ -25,43 +26,58 @@ export interface DumpResult {
 }
 
 export async function dumpToTarget(target: Target, req: DumpRequest): Promise<DumpResult> {
-  let counter: HashingCounter | undefined;
-  const dump = await startXfsdump({
-    mountpoint: req.mountpoint,
-    base: req.base,
-    sessionLabel: req.sessionLabel,
-    mediaLabel: req.mediaLabel,
-    progressSec: req.progress ? 5 : undefined,
-    onProgress: (p) => req.progress?.update(counter?.bytes ?? 0, p.percent),
+  let pump: Pump | undefined;
+  const upload: Upload = await target.create(req.object, {
     signal: req.signal,
+    activity: { bytes: () => pump?.bytes() ?? 0, waiting: () => pump?.waitingOn() === 'output' },
   });
-  // The counter's end waits for xfsdump's verdict: only "Dump Status: SUCCESS" lets the target rename
-  // the temporary object to its final name.
-  counter = new HashingCounter(async () => checkDump(await dump.finished));
-  // Polled rather than hooked on 'data': an extra data listener would put the stream in flowing mode.
-  const ticker = req.progress ? setInterval(() => req.progress!.update(counter!.bytes), 1000) : undefined;
+  let dump: RunningDump | undefined;
+  let pipe: Awaited<ReturnType<typeof openPipe>> | undefined;
+  let ticker: NodeJS.Timeout | undefined;
   try {
-    dump.stdout.pipe(counter);
-    dump.stdout.on('error', (err) => counter!.destroy(err));
-    await target.save(req.object, counter, req.signal);
+    pipe = await openPipe();
+    dump = await startXfsdump({
+      mountpoint: req.mountpoint,
+      base: req.base,
+      sessionLabel: req.sessionLabel,
+      mediaLabel: req.mediaLabel,
+      progressSec: req.progress ? 5 : undefined,
+      onProgress: (p) => req.progress?.update(pump?.bytes() ?? 0, p.percent),
+      signal: req.signal,
+      output: pipe.write.fd,
+    });
+    pipe.write.close(); // xfsdump holds the write end: its exit is the end of the data
+    pump = startPump(pipe.read.fd, upload.fd);
+    if (req.progress) ticker = setInterval(() => req.progress!.update(pump!.bytes()), 1000);
+    const copied = await Promise.race([pump.done, upload.broken]);
+    // The gate: only "Dump Status: SUCCESS" lets the target rename the temporary object.
+    const finished = await dump.finished;
+    checkDump(finished);
+    await upload.commit(copied.bytes);
+    return {
+      bytes: copied.bytes,
+      sha256: copied.sha256,
+      sessionId: finished.report.sessionId!,
+      level: finished.report.level ?? 0,
+      warnings: finished.report.warnings,
+    };
   } catch (err) {
-    // A failing target (disk full, server gone) must not leave xfsdump blocked on a full pipe.
-    dump.kill();
-    const f = await dump.finished.catch(() => undefined);
-    if (f && isMissingBase(f.report)) throw new MissingBaseError(String((err as Error).message));
-    throw err;
+    // Unblock the pump (its read ends when xfsdump dies, its write when the target's transfer does),
+    // then the target cleans up once nothing uses its fd any more.
+    dump?.kill();
+    pump?.cancel();
+    const reported = await upload.abort(err as Error, pump?.done.catch(() => undefined));
+    pipe?.read.close(); // an xfsdump still writing gets EPIPE now that nobody reads
+    const f = await dump?.finished.catch(() => undefined);
+    if (f && isMissingBase(f.report)) throw new MissingBaseError(reported.message);
+    throw reported;
   } finally {
     clearInterval(ticker);
     req.progress?.done();
+    await pump?.done.catch(() => undefined);
+    pipe?.read.close();
+    pipe?.write.close();
   }
-  const { report } = await dump.finished;
-  return {
-    bytes: counter.bytes,
-    sha256: counter.sha256,
-    sessionId: report.sessionId!,
-    level: report.level ?? 0,
-    warnings: report.warnings,
-  };
 }
 
 /** xfsdump's inventory no longer knows the base session (inventory lost or reset): a full dump is needed. */

@@ -1,10 +1,11 @@
 // Reading a dump back from its target into xfsrestore, hashing it on the way: the one path shared by
-// verify (table of contents), full restore and single-file restore.
-import { finished } from 'node:stream/promises';
+// verify (table of contents), full restore and single-file restore. The mirror of dump.ts: the target's
+// download -> pump (copy + SHA-256) -> pipe -> xfsrestore.
 import type { Target } from '../target/target.js';
 import { dumpObject, type Manifest } from '../catalog/manifest.js';
-import { runXfsrestore, type RestoreMode, type RestoreReport } from '../exec/xfsrestore.js';
-import { HashingCounter } from '../stream/hash.js';
+import { openPipe } from '../exec/fifo.js';
+import { startXfsrestore, type RestoreMode, type RestoreReport, type RunningRestore } from '../exec/xfsrestore.js';
+import { startPump, type Pump } from '../stream/pump.js';
 
 export interface ReadBack {
   report: RestoreReport | undefined;
@@ -20,32 +21,65 @@ export async function readDumpInto(
   mode: RestoreMode,
   o: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {},
 ): Promise<ReadBack> {
-  const source = await target.open(dumpObject(m.host, m.id), o.signal);
-  const counter = new HashingCounter();
-  source.on('error', (err) => counter.destroy(err));
-  source.pipe(counter);
-  const ticker = o.onBytes ? setInterval(() => o.onBytes!(counter.bytes), 1000) : undefined;
+  const name = dumpObject(m.host, m.id);
+  let pump: Pump | undefined;
+  const download = await target.read(name, {
+    signal: o.signal,
+    activity: { bytes: () => pump?.bytes() ?? 0, waiting: () => pump?.waitingOn() === 'input' },
+  });
   const problems: string[] = [];
-  let report: RestoreReport | undefined;
+  let restore: RunningRestore | undefined;
+  let pipe: Awaited<ReturnType<typeof openPipe>> | undefined;
+  let ticker: NodeJS.Timeout | undefined;
+  const stop = () => {
+    pump?.cancel();
+    restore?.kill();
+  };
+  o.signal?.addEventListener('abort', stop, { once: true });
   try {
-    report = await runXfsrestore(mode, counter, { signal: o.signal });
-    if (report.sessionId && report.sessionId !== m.sessionId) problems.push(`xfsrestore found session ${report.sessionId}, the manifest says ${m.sessionId}`);
+    pipe = await openPipe();
+    restore = await startXfsrestore(mode, pipe.read.fd, { signal: o.signal });
+    pipe.read.close();
+    // xfsrestore may stop reading before the last byte (padding after its end marker): the pump then
+    // reads and hashes the rest, so size and SHA-256 cover the whole object.
+    pump = startPump(download.fd, pipe.write.fd, { drainWhenOutputCloses: true });
+    if (o.onBytes) ticker = setInterval(() => o.onBytes!(pump!.bytes()), 1000);
+    let copied;
+    try {
+      copied = await pump.done;
+    } catch (err) {
+      problems.push(`reading ${name}: ${(err as Error).message}`);
+      restore.kill();
+      await download.close();
+    }
+    pipe.write.close(); // end of the dump for xfsrestore
+    if (copied) {
+      // A transfer cut short ends the data early, which xfsrestore may take for the end of the dump.
+      await download.finish(copied.bytes).catch((err: Error) => {
+        problems.push(err.message);
+        restore!.kill();
+      });
+    }
+    let report: RestoreReport | undefined;
+    try {
+      report = await restore.finished;
+      if (report.sessionId && report.sessionId !== m.sessionId) problems.push(`xfsrestore found session ${report.sessionId}, the manifest says ${m.sessionId}`);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+    if (copied) {
+      if (copied.bytes !== m.bytes) problems.push(`${m.id}: ${copied.bytes} bytes read, the manifest says ${m.bytes}`);
+      if (copied.sha256 !== m.sha256) problems.push(`${m.id}: SHA-256 ${copied.sha256}, the manifest says ${m.sha256}`);
+    }
+    return { report, bytes: copied?.bytes ?? pump.bytes(), sha256: copied?.sha256, problems };
   } catch (err) {
-    problems.push((err as Error).message);
+    stop();
+    await download.close(pump?.done.catch(() => undefined));
+    throw err;
+  } finally {
+    o.signal?.removeEventListener('abort', stop);
+    clearInterval(ticker);
+    pipe?.read.close();
+    pipe?.write.close();
   }
-  // xfsrestore may stop reading before the last byte (padding after its end marker): hash the rest too.
-  if (!counter.readableEnded) {
-    counter.resume();
-    await finished(counter).catch((err: Error) => problems.push(`reading ${dumpObject(m.host, m.id)}: ${err.message}`));
-  }
-  clearInterval(ticker);
-  let sha256: string | undefined;
-  try {
-    sha256 = counter.sha256;
-  } catch {
-    /* the read failed: already a problem */
-  }
-  if (counter.bytes !== m.bytes) problems.push(`${m.id}: ${counter.bytes} bytes read, the manifest says ${m.bytes}`);
-  if (sha256 && sha256 !== m.sha256) problems.push(`${m.id}: SHA-256 ${sha256}, the manifest says ${m.sha256}`);
-  return { report, bytes: counter.bytes, sha256, problems };
 }

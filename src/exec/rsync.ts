@@ -24,6 +24,9 @@ export function mirrorArgs(o: MirrorOptions): string[] {
   return [
     '-aHAXS', // archive + hard links + ACLs + xattrs + sparse
     '--numeric-ids', // a restored system may not have the same user database yet
+    // Times compared to the nanosecond (the default is whole seconds): a file rewritten with the same size
+    // within the second of the last copy is not skipped, and directory times come out exact.
+    '--modify-window=-1',
     '--one-file-system', // /proc, /sys, /home and other mounts are not part of this tree
     '--delete',
     '--delete-excluded', // an excluded path must not linger in the copy from an earlier run

@@ -78,8 +78,9 @@ export interface SpawnOptions {
   cwd?: string;
   env?: Record<string, string | undefined>;
   signal?: AbortSignal;
-  stdin?: 'pipe' | 'ignore' | Readable;
-  stdout?: 'pipe' | 'ignore' | Writable;
+  /** A number is an fd of ours the child gets as its own (a pipe end, a file); the caller closes its copy. */
+  stdin?: 'pipe' | 'ignore' | Readable | number;
+  stdout?: 'pipe' | 'ignore' | Writable | number;
   /**
    * Run in its own process group and signal the whole group on abort. For scripts (modules) that start
    * children of their own: killing only the shell would leave them running, holding our pipes open.
@@ -109,8 +110,9 @@ export async function spawn(cmd: string, args: readonly string[], opts: SpawnOpt
     forceKillAfterDelay: 5000,
     reject: false,
     buffer: false,
-    stdin: opts.stdin ?? 'ignore',
-    stdout: opts.stdout ?? 'pipe',
+    // execa's types cannot match a union of stdio kinds against its overloads; each kind alone is valid.
+    stdin: (opts.stdin ?? 'ignore') as 'ignore',
+    stdout: (opts.stdout ?? 'pipe') as 'pipe',
     stderr: 'pipe',
     encoding: 'buffer',
   });

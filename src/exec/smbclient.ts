@@ -6,9 +6,9 @@
 // by the NT_STATUS_ codes it printed, transfers by the byte counts it announced, and a watchdog kills a
 // run that stops making progress (smbclient itself waits 20 s in protocol negotiation whatever `-t` says,
 // and a server that vanishes mid-transfer can leave it blocked until the per-operation timeout).
-import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
+import { openPipe, type OwnedFd } from './fifo.js';
 import { lastLines, spawn, type Spawned } from './run.js';
+import type { Activity } from '../target/target.js';
 import type { SmbEncryption, SmbProtocol, SmbSigning } from '../config/types.js';
 import type { CheckedCredentials } from '../target/smb-credentials.js';
 
@@ -281,22 +281,30 @@ interface Invocation {
 
 const MAX_TEXT = 32 * 1024 * 1024;
 /** How long smbclient gets to exit by itself after its stdin broke, before it is killed. */
-const EXIT_GRACE_MS = 2000;
+export const EXIT_GRACE_MS = 2000;
 
 /**
- * Start smbclient. `waiting` tells the watchdog whether smbclient owes us something right now: a run
- * whose stdin we are not feeding (the source is slow) or whose stdout nobody reads is not stalled.
+ * Start smbclient. `activity` tells the watchdog whether smbclient owes us something right now: a run
+ * whose stdin we are not feeding (the source is slow) or whose stdout nobody reads is not stalled; bytes
+ * moving through its pipe are progress. `stdin`/`stdout`: a pipe end for file data (our copy is closed here).
  */
 async function start(
   s: SmbSession,
   commands: string,
-  o: { stdin?: 'pipe'; stdout?: 'pipe'; signal?: AbortSignal; waiting?: () => boolean },
+  o: { stdin?: OwnedFd; stdout?: OwnedFd; signal?: AbortSignal; activity?: Activity },
 ): Promise<Invocation> {
-  const child = await spawn('smbclient', smbclientArgs(s, commands), {
-    env: { ...SCRUBBED_ENV, LC_ALL: 'C.UTF-8' }, // messages as parsed here, names printed as UTF-8
-    stdin: o.stdin ?? 'ignore',
-    stdout: o.stdout ?? 'pipe',
-  });
+  let child: Spawned;
+  try {
+    child = await spawn('smbclient', smbclientArgs(s, commands), {
+      env: { ...SCRUBBED_ENV, LC_ALL: 'C.UTF-8' }, // messages as parsed here, names printed as UTF-8
+      stdin: o.stdin?.fd ?? 'ignore',
+      stdout: o.stdout?.fd ?? 'pipe',
+    });
+  } finally {
+    // smbclient holds its own copy now; ours would keep the pipe open after it exits.
+    o.stdin?.close();
+    o.stdout?.close();
+  }
   let last = Date.now();
   let stalled = false;
   let aborted = false;
@@ -311,9 +319,15 @@ async function start(
     last = Date.now();
   };
   const limitMs = s.timeoutSec * 1000;
+  let moved = 0;
   const timer = setInterval(() => {
+    const a = o.activity;
+    if (a && a.bytes() !== moved) {
+      moved = a.bytes();
+      touch();
+    }
     if (Date.now() - last <= limitMs) return;
-    if (o.waiting && !o.waiting()) return touch();
+    if (a && !a.waiting()) return touch();
     stalled = true;
     kill();
   }, Math.min(1000, Math.max(100, limitMs / 4)));
@@ -330,8 +344,8 @@ async function start(
     if (text.length < MAX_TEXT) text += chunk.toString('utf8');
   };
   child.stderr.on('data', collect);
-  // Commands print nothing on stdout with -E; a transfer's caller consumes stdout itself.
-  if (!o.stdout) child.stdout?.on('data', collect);
+  // Commands print nothing on stdout with -E; a transfer's file data goes to the caller's pipe.
+  child.stdout?.on('data', collect);
 
   const outcome = child.done.then(
     (r) => ({ exitCode: r.exitCode, signal: r.signal, text, stalled, aborted, killed }),
@@ -382,153 +396,84 @@ export async function smbCommands(s: SmbSession, commands: string[], o: { tolera
   return out.text;
 }
 
-/**
- * Stream `source` into the remote file `remote` (overwritten if it exists), with backpressure: smbclient
- * reads its stdin only as fast as the server takes the data. Resolves with the byte count.
- * On failure smbclient is dead when this returns, and the source is destroyed.
- * `mkdirs`: folders to create first in the same run (one connection less per save); existing ones are fine.
- */
-export async function smbPut(s: SmbSession, remote: string, source: Readable, o: { mkdirs?: string[]; signal?: AbortSignal } = {}): Promise<number> {
-  const { signal } = o;
-  // '-' is stdin: /dev/stdin cannot be opened on Node's socketpair stdio.
-  const cmd = [...(o.mkdirs ?? []).map((d) => `mkdir ${quoteRemote(d)}`), `put - ${quoteRemote(remote)}`].join('; ');
-  let inv: Invocation | undefined;
-  let stdinDone = false;
-  const waiting = () => {
-    const stdin = inv?.child.stdin;
-    // Data is queued for smbclient, or all of it was handed over and we wait for it to finish.
-    return !stdin || stdin.writableNeedDrain || stdinDone;
-  };
-  inv = await start(s, cmd, { stdin: 'pipe', stdout: 'pipe', signal, waiting });
-  const stdin = inv.child.stdin!;
-  stdin.on('drain', inv.touch);
-  inv.child.stdout?.resume(); // nothing expected there; never let it block smbclient
-  // smbclient gone before taking all data (logon refused, server died): stop at once, even if the source
-  // is idle for minutes (xfsdump scanning inodes) and no write would notice the closed pipe.
-  void inv.outcome.then(() => {
-    if (!stdin.writableFinished) stdin.destroy(new Error('smbclient exited before it read all data'));
+/** smbclient running one transfer through a pipe. */
+export interface SmbTransfer {
+  /** Our end of the pipe: file data to write (put) or read (get). */
+  readonly pipe: OwnedFd;
+  /** smbclient has exited (whatever the outcome). */
+  exited(): boolean;
+  /**
+   * smbclient's verdict once it exited: rejects with an SmbError naming the cause. A put's verdict
+   * comes after the pipe is closed (end of data); a get's once the pipe has delivered everything.
+   */
+  readonly verdict: Promise<string>;
+  /** Kill smbclient now (idempotent). */
+  kill(): void;
+}
+
+/** The verdict of a transfer run: its transcript if it succeeded, else the error. */
+function transferVerdict(s: SmbSession, inv: Invocation, signal: AbortSignal | undefined, what: string): Promise<string> {
+  const verdict = inv.outcome.then((out) => {
+    if (out.aborted) throw abortError(signal);
+    const failed = judge(s, out, ALREADY_EXISTS);
+    if (failed) throw failed;
+    if (out.exitCode !== 0) throw new SmbError('other', `smbclient ${what}: exit code ${out.exitCode}: ${lastLines(out.text, 3)}`);
+    return out.text;
   });
-  // Who failed first: pipeline then destroys the other streams with that same error.
-  let origin: 'source' | 'smbclient' | undefined;
-  source.once('error', () => (origin ??= 'source'));
-  stdin.once('error', () => (origin ??= 'smbclient'));
-  let bytes = 0;
-  const touch = inv.touch;
-  const counter = new Transform({
-    // 8 MiB of slack between the producer and smbclient's stdin, so reading and hashing go on while
-    // smbclient drains the socket (a 16 KiB buffer makes them take turns); memory stays bounded by it.
-    highWaterMark: 8 << 20,
-    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-      bytes += chunk.length;
-      touch();
-      cb(null, chunk);
-    },
-  });
-  let streamError: Error | undefined;
-  try {
-    await pipeline(source, counter, stdin);
-    stdinDone = true;
-    inv.touch();
-  } catch (err) {
-    streamError = err as Error;
-    source.destroy();
-    // smbclient's stdin broke first: smbclient is ending on its own, and its verdict names the cause.
-    // Otherwise the source failed (or closed early): smbclient must not finish a truncated file.
-    if (origin === 'smbclient') await Promise.race([inv.outcome, new Promise((r) => setTimeout(r, EXIT_GRACE_MS))]);
-    inv.kill();
-  }
-  const out = await inv.outcome;
-  if (out.aborted) throw abortError(signal);
-  if (streamError) {
-    if (origin !== 'smbclient') throw streamError;
-    throw judge(s, out, ALREADY_EXISTS) ?? new SmbError('other', `smbclient stopped reading the data (exit code ${out.exitCode}): ${lastLines(out.text, 3)}`);
-  }
-  const failed = judge(s, out, ALREADY_EXISTS);
-  if (failed) throw failed;
-  if (out.exitCode !== 0) throw new SmbError('other', `smbclient put exit code ${out.exitCode}: ${lastLines(out.text, 3)}`);
-  return bytes;
+  verdict.catch(() => undefined); // awaited by the caller; not unhandled meanwhile
+  return verdict;
+}
+
+function transfer(inv: Invocation, pipe: OwnedFd, verdict: Promise<string>): SmbTransfer {
+  let exited = false;
+  void inv.outcome.then(() => (exited = true));
+  return { pipe, exited: () => exited, verdict, kill: inv.kill };
 }
 
 /**
- * A stream of the remote file's bytes. Resolves once the first bytes arrived or smbclient finished, so a
- * missing file, a refused logon or an unreachable server reject here. Later failures (connection lost,
- * fewer bytes than smbclient announced) destroy the stream with the error: never a short clean end.
+ * smbclient writing the remote file `remote` (overwritten if it exists) from a pipe: write the data to
+ * `pipe`, then close it; smbclient reads as fast as the server takes the data (a full pipe blocks the
+ * writer). `mkdirs`: folders to create first in the same run (one connection less per save).
  */
-export async function smbGet(
-  s: SmbSession,
-  remote: string,
-  o: { signal?: AbortSignal; /** Adds the caller's context to an error (rejection or stream error). */ context?: (err: Error) => Error } = {},
-): Promise<Readable> {
-  const { signal } = o;
-  const context = o.context ?? ((err: Error) => err);
-  const cmd = `get ${quoteRemote(remote)} -`; // '-' is stdout (see smbPut)
-  let inv: Invocation | undefined;
-  let stdoutEnded = false;
-  // smbclient owes us data while we are reading (stdout flowing), or its exit once stdout has ended.
-  const waiting = () => stdoutEnded || inv?.child.stdout?.isPaused() === false;
-  inv = await start(s, cmd, { stdout: 'pipe', signal, waiting });
-  const { child, touch, kill } = inv;
-  const stdout = child.stdout!;
-  let bytes = 0;
-  const out = new Readable({
-    highWaterMark: 1 << 20,
-    read() {
-      touch();
-      stdout.resume();
-    },
-    destroy(err, cb) {
-      kill();
-      cb(err);
-    },
-  });
-  let started!: () => void;
-  const firstData = new Promise<void>((r) => (started = r));
-  stdout.on('data', (chunk: Buffer) => {
-    bytes += chunk.length;
-    touch();
-    started();
-    if (!out.push(chunk)) stdout.pause();
-  });
-  // Judge only once stdout has delivered everything: the process may exit while its last bytes still
-  // wait in the pipe for a slow reader.
-  const drained = finished(stdout).catch(() => undefined);
-  void drained.then(() => {
-    stdoutEnded = true;
-    touch();
-  });
-  const result = Promise.all([inv.outcome, drained]).then(([r]): Error | undefined => {
-    if (r.aborted) return abortError(signal);
-    const failed = judge(s, r);
-    if (failed) return failed;
-    if (r.exitCode !== 0) return new SmbError('other', `smbclient get ${remote}: exit code ${r.exitCode}: ${lastLines(r.text, 3)}`);
-    const announced = r.text.match(/getting file .* of size (\d+) as/);
-    if (!announced) return new SmbError('other', `smbclient get ${remote}: no transfer reported (exit code ${r.exitCode}): ${lastLines(r.text, 3)}`);
-    if (Number(announced[1]) !== bytes) {
-      return new SmbError('disconnected', `reading ${remote} from SMB share '${s.share}' stopped after ${bytes} of ${announced[1]} bytes: ${lastLines(r.text, 2)}`);
-    }
-    return undefined;
-  });
-  // Until the caller holds the stream, a failure rejects this call instead: an 'error' event on a
-  // stream nobody listens to yet would be an uncaught exception.
-  let verdict: { err: Error | undefined } | undefined;
-  let handedOut = false;
-  const settle = () => {
-    if (!handedOut || !verdict || out.destroyed) return;
-    if (verdict.err) out.destroy(verdict.err);
-    else out.push(null);
-  };
-  void result.then((err) => {
-    verdict = { err: err && context(err) };
-    settle();
-  });
-  await Promise.race([firstData, result]);
-  if (verdict?.err) {
-    out.destroy();
-    throw verdict.err;
+// '-' is stdin/stdout itself. Not /dev/stdin: smbclient would open the FIFO anew, and that open waits for
+// a writer, forever when a small object was written and its pipe closed before smbclient got there.
+export async function smbPut(s: SmbSession, remote: string, o: { mkdirs?: string[]; signal?: AbortSignal; activity?: Activity } = {}): Promise<SmbTransfer> {
+  const cmd = [...(o.mkdirs ?? []).map((d) => `mkdir ${quoteRemote(d)}`), `put - ${quoteRemote(remote)}`].join('; ');
+  const { read, write } = await openPipe();
+  let inv: Invocation;
+  try {
+    inv = await start(s, cmd, { stdin: read, signal: o.signal, activity: o.activity });
+  } catch (err) {
+    write.close();
+    throw err;
   }
-  handedOut = true;
-  settle();
-  return out;
+  return transfer(inv, write, transferVerdict(s, inv, o.signal, `put ${remote}`));
+}
+
+/**
+ * smbclient reading the remote file `remote` into a pipe: read `pipe` to its end, then await the verdict
+ * with the byte count read. A missing file, a refused logon, a connection lost or fewer bytes than
+ * smbclient announced reject it: never a short read that looks complete.
+ */
+export async function smbGet(s: SmbSession, remote: string, o: { signal?: AbortSignal; activity?: Activity } = {}): Promise<SmbTransfer & { check(bytes: number): Promise<void> }> {
+  const { read, write } = await openPipe();
+  let inv: Invocation;
+  try {
+    inv = await start(s, `get ${quoteRemote(remote)} -`, { stdout: write, signal: o.signal, activity: o.activity });
+  } catch (err) {
+    read.close();
+    throw err;
+  }
+  const verdict = transferVerdict(s, inv, o.signal, `get ${remote}`);
+  const check = async (bytes: number) => {
+    const text = await verdict;
+    const announced = text.match(/getting file .* of size (\d+) as/);
+    if (!announced) throw new SmbError('other', `smbclient get ${remote}: no transfer reported: ${lastLines(text, 3)}`);
+    if (Number(announced[1]) !== bytes) {
+      throw new SmbError('disconnected', `reading ${remote} from SMB share '${s.share}' stopped after ${bytes} of ${announced[1]} bytes: ${lastLines(text, 2)}`);
+    }
+  };
+  return { ...transfer(inv, read, verdict), check };
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,6 +1,5 @@
-// The xfsdump layer: builds its arguments, runs it streaming the dump to stdout, and parses its stderr
+// The xfsdump layer: builds its arguments, runs it writing the dump to a given fd, and parses its stderr
 // (status line, session id, level, base, sizes, progress) once, here.
-import type { Readable } from 'node:stream';
 import { eachLine, Tail } from './lines.js';
 import { lastLines, spawn, ToolError } from './run.js';
 
@@ -37,11 +36,11 @@ export interface XfsdumpOptions {
   progressSec?: number;
   onProgress?: (p: DumpProgress) => void;
   signal?: AbortSignal;
+  /** Where the dump goes: an fd (the write end of a pipe). The caller closes its own copy after the start. */
+  output: number;
 }
 
 export interface RunningDump {
-  /** The dump stream: pipe it somewhere that applies backpressure. */
-  stdout: Readable;
   pid: number | undefined;
   /** Resolves once xfsdump has exited and its stderr is parsed. Rejects only if it could not start. */
   finished: Promise<{ report: DumpReport; exitCode: number | undefined; signal: string | undefined; stderrTail: string }>;
@@ -59,7 +58,7 @@ export function xfsdumpArgs(o: Pick<XfsdumpOptions, 'mountpoint' | 'base' | 'ses
 }
 
 export async function startXfsdump(o: XfsdumpOptions): Promise<RunningDump> {
-  const child = await spawn('xfsdump', xfsdumpArgs(o), { signal: o.signal, stdout: 'pipe' });
+  const child = await spawn('xfsdump', xfsdumpArgs(o), { signal: o.signal, stdout: o.output });
   const report: DumpReport = {
     status: undefined,
     sessionId: undefined,
@@ -77,7 +76,7 @@ export async function startXfsdump(o: XfsdumpOptions): Promise<RunningDump> {
     parseDumpLine(line, report, o.onProgress);
   });
   const finished = Promise.all([child.done, parsing]).then(([d]) => ({ report, ...d, stderrTail: tail.text() }));
-  return { stdout: child.stdout!, pid: child.pid, finished, kill: () => child.kill('SIGTERM') };
+  return { pid: child.pid, finished, kill: () => child.kill('SIGTERM') };
 }
 
 export function parseDumpLine(line: string, r: DumpReport, onProgress?: (p: DumpProgress) => void): void {

@@ -1,7 +1,6 @@
-// The xfsrestore layer: reads a dump stream on stdin. Three uses: table of contents (verify: proves a
+// The xfsrestore layer: reads a dump stream on stdin (a pipe). Three uses: table of contents (verify: proves a
 // dump parses end to end) and cumulative restore of a chain, whole (full restore) or limited to
 // subtrees (single-file restore into a separate directory).
-import type { Readable } from 'node:stream';
 import { eachLine, Tail } from './lines.js';
 import { lastLines, spawn, ToolError } from './run.js';
 
@@ -37,11 +36,20 @@ export function xfsrestoreArgs(mode: RestoreMode): string[] {
   }
 }
 
-/** Feed `source` into xfsrestore; resolves with its parsed report once it succeeded, rejects otherwise. */
-export async function runXfsrestore(mode: RestoreMode, source: Readable, opts: { signal?: AbortSignal; onLine?: (l: string) => void } = {}): Promise<RestoreReport> {
+export interface RunningRestore {
+  /** Resolves with the parsed report once xfsrestore succeeded, rejects otherwise. */
+  finished: Promise<RestoreReport>;
+  kill(): void;
+}
+
+/**
+ * Start xfsrestore reading the dump from `input` (an fd: the read end of a pipe; the caller closes its own
+ * copy after the start and ends the stream by closing the write end).
+ */
+export async function startXfsrestore(mode: RestoreMode, input: number, opts: { signal?: AbortSignal; onLine?: (l: string) => void } = {}): Promise<RunningRestore> {
   // xfsrestore writes its messages to stdout (mixed with the table of contents, a file name per line,
   // for millions of files): both streams are parsed line by line as they pass, nothing is buffered.
-  const child = await spawn('xfsrestore', xfsrestoreArgs(mode), { signal: opts.signal, stdin: 'pipe', stdout: 'pipe' });
+  const child = await spawn('xfsrestore', xfsrestoreArgs(mode), { signal: opts.signal, stdin: input, stdout: 'pipe' });
   const report: RestoreReport = { status: undefined, sessionId: undefined, level: undefined, directories: undefined, entries: undefined, errors: [] };
   const tail = new Tail();
   const onLine = (line: string) => {
@@ -51,26 +59,13 @@ export async function runXfsrestore(mode: RestoreMode, source: Readable, opts: {
     parseRestoreLine(line, report);
   };
   const parsing = Promise.all([eachLine(child.stdout!, onLine), eachLine(child.stderr, onLine)]);
-  // xfsrestore may stop reading early (an error); the source must then not hang or crash us with EPIPE.
-  let feedError: Error | undefined;
-  const feeding = new Promise<void>((resolve) => {
-    const stdin = child.stdin!;
-    stdin.on('error', () => resolve());
-    source.on('error', (err) => {
-      feedError = err;
-      child.kill('SIGTERM');
-      resolve();
-    });
-    source.pipe(stdin);
-    stdin.on('finish', () => resolve());
-    stdin.on('close', () => resolve());
+  const finished = Promise.all([child.done, parsing]).then(([done]) => {
+    if (report.status === 'SUCCESS' && done.exitCode === 0) return report;
+    const said = report.errors.length ? report.errors.join('; ') : lastLines(tail.text(), 3);
+    throw new ToolError('xfsrestore', `xfsrestore failed (Restore Status: ${report.status ?? 'none'}, exit code ${done.exitCode ?? done.signal}): ${said}`, done.exitCode, tail.text());
   });
-  const [done] = await Promise.all([child.done, parsing, feeding]);
-  source.unpipe(child.stdin!);
-  if (feedError) throw feedError;
-  if (report.status === 'SUCCESS' && done.exitCode === 0) return report;
-  const said = report.errors.length ? report.errors.join('; ') : lastLines(tail.text(), 3);
-  throw new ToolError('xfsrestore', `xfsrestore failed (Restore Status: ${report.status ?? 'none'}, exit code ${done.exitCode ?? done.signal}): ${said}`, done.exitCode, tail.text());
+  finished.catch(() => undefined); // awaited by the caller; not unhandled meanwhile
+  return { finished, kill: () => child.kill('SIGTERM') };
 }
 
 export function parseRestoreLine(line: string, r: RestoreReport): void {

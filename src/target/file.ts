@@ -1,14 +1,14 @@
 // Disk target: a directory on a local or USB disk (`file:///mnt/usb/drkit`).
-import { createReadStream, createWriteStream } from 'node:fs';
+import { fstatSync, fsyncSync, openSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { isPartialName, partialName, type ObjectInfo, type Target } from './target.js';
+import { OwnedFd } from '../exec/fifo.js';
+import { FdTarget, isPartialName, partialName, type Download, type ObjectInfo, type Upload } from './target.js';
 
-export class FileTarget implements Target {
+export class FileTarget extends FdTarget {
   readonly display: string;
   constructor(readonly root: string) {
+    super();
     this.display = `file://${root}`;
   }
 
@@ -18,7 +18,7 @@ export class FileTarget implements Target {
     return p;
   }
 
-  async save(name: string, source: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {
+  async create(name: string): Promise<Upload> {
     const final = this.resolve(name);
     const tmp = this.resolve(partialName(name));
     // The target directory itself must exist: when a USB disk is not mounted, creating it would put the
@@ -26,29 +26,47 @@ export class FileTarget implements Target {
     const st = await stat(this.root).catch(() => undefined);
     if (!st?.isDirectory()) throw new Error(`${this.display}: the target directory does not exist (disk not mounted?)`);
     await mkdir(path.dirname(final), { recursive: true });
-    // A deep write queue (8 MiB) lets the disk write while the next chunks are read and hashed, and
-    // turns queued chunks into one writev; memory stays bounded by it.
-    const out = createWriteStream(tmp, { flags: 'w', mode: 0o600, highWaterMark: 8 << 20 });
-    try {
-      await pipeline(source, out, { signal });
-      // The rename is what makes a dump exist: make sure its bytes are on the disk first, and the rename
-      // itself (the directory entry) too, so power loss cannot leave a complete-looking short file.
-      await fsyncPath(tmp);
-      await rename(tmp, final);
-      await fsyncPath(path.dirname(final));
-      return { bytes: out.bytesWritten };
-    } catch (err) {
-      source.destroy();
-      out.destroy();
+    const file = new OwnedFd(openSync(tmp, 'w', 0o600));
+    const discard = async (idle?: Promise<unknown>) => {
+      await idle;
+      file.close();
       await rm(tmp, { force: true });
-      throw err;
-    }
+    };
+    return {
+      fd: file.fd,
+      broken: new Promise<never>(() => undefined), // a local file does not go away by itself
+      commit: async (bytes) => {
+        // The rename is what makes a dump exist: make sure its bytes are on the disk first, and the rename
+        // itself (the directory entry) too, so power loss cannot leave a complete-looking short file.
+        const size = fstatSync(file.fd).size;
+        if (size !== bytes) throw new Error(`${this.display}: ${name} holds ${size} bytes after ${bytes} were written`);
+        fsyncSync(file.fd);
+        file.close();
+        await rename(tmp, final);
+        await fsyncPath(path.dirname(final));
+      },
+      abort: async (cause, idle) => {
+        await discard(idle);
+        return cause;
+      },
+    };
   }
 
-  async open(name: string): Promise<Readable> {
+  async read(name: string): Promise<Download> {
     const p = this.resolve(name);
-    await stat(p); // a missing object rejects here, with ENOENT naming the path
-    return createReadStream(p, { highWaterMark: 1 << 20 });
+    const file = new OwnedFd(openSync(p, 'r')); // a missing object throws here, ENOENT naming the path
+    return {
+      fd: file.fd,
+      finish: async (bytes) => {
+        const size = fstatSync(file.fd).size;
+        file.close();
+        if (size !== bytes) throw new Error(`${this.display}: ${name}: ${bytes} bytes read, the file holds ${size}`);
+      },
+      close: async (idle) => {
+        await idle;
+        file.close();
+      },
+    };
   }
 
   async list(dir: string): Promise<ObjectInfo[]> {

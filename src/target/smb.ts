@@ -3,7 +3,6 @@
 // `.<name>.partial`, is checked for size, and only then renamed over the final name in one step
 // (SMB2 rename with replace-if-exists), so there is no moment without an object under the final name
 // once one existed, and never a short one.
-import type { Readable } from 'node:stream';
 import type { SmbTargetConfig } from '../config/types.js';
 import {
   NOT_FOUND,
@@ -18,11 +17,12 @@ import {
   smbCommands,
   smbGet,
   smbPut,
+  EXIT_GRACE_MS,
   type SmbEntry,
   type SmbSession,
 } from '../exec/smbclient.js';
 import { checkCredentialsFile } from './smb-credentials.js';
-import { isPartialName, partialName, type ObjectInfo, type Target } from './target.js';
+import { FdTarget, isPartialName, partialName, type Download, type ObjectInfo, type TransferOptions, type Upload } from './target.js';
 
 /** `del` takes several names per smbclient run; bounded so the command line stays short. */
 const DELETE_BATCH = 50;
@@ -33,10 +33,11 @@ function folders(path: string): string[] {
   return parts.map((_, i) => parts.slice(0, i + 1).join('/'));
 }
 
-export class SmbTarget implements Target {
+export class SmbTarget extends FdTarget {
   readonly display: string;
 
   constructor(private readonly cfg: SmbTargetConfig) {
+    super();
     checkRemotePath(cfg.dir);
     const port = cfg.port === 445 ? '' : `:${cfg.port}`;
     this.display = `smb://${cfg.server}${port}/${cfg.share}${cfg.dir ? `/${cfg.dir}` : ''}`;
@@ -67,44 +68,76 @@ export class SmbTarget implements Target {
     return err as Error;
   }
 
-  async save(name: string, source: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {
-    let s: SmbSession;
-    let final: string;
-    let tmp: string;
-    try {
-      final = this.remote(name);
-      tmp = this.remote(partialName(name));
-      s = await this.session();
-    } catch (err) {
-      source.destroy();
-      throw err;
-    }
-    try {
-      const bytes = await smbPut(s, tmp, source, { mkdirs: folders(final), signal });
-      // smbclient's put reports errors, but a complete-looking dump must be complete: ask the server.
-      const stored = await this.entry(s, tmp, signal);
-      if (stored?.size !== bytes) {
-        throw new SmbError('other', `${tmp} holds ${stored?.size ?? 'no'} bytes on the share after ${bytes} were sent`);
-      }
-      await smbCommands(s, [`rename ${quoteRemote(tmp)} ${quoteRemote(final)} -f`], { signal });
-      return { bytes };
-    } catch (err) {
-      source.destroy();
-      // A server that refused us or does not answer cannot clean up either (and asking would cost another
-      // timeout); otherwise remove the partial now rather than at the next run's repair.
-      if (serverUnusable(err)) throw this.fail(`saving ${name}`, err);
-      const cleanup = await smbCommands(s, [`del ${quoteRemote(tmp)}`], { tolerate: NOT_FOUND }).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      // A server dying mid-transfer sometimes makes smbclient report an odd status (INVALID_PARAMETER);
-      // that the server is gone right after is the cause worth naming.
-      if (err instanceof SmbError && err.failure === 'other' && serverUnusable(cleanup)) {
-        const lost = new SmbError('disconnected', `connection to SMB server ${s.server}:${s.port} lost (${err.message}; then: ${(cleanup as Error).message})`, err.status);
-        throw this.fail(`saving ${name}`, lost);
-      }
+  async create(name: string, o: TransferOptions = {}): Promise<Upload> {
+    const final = this.remote(name);
+    const tmp = this.remote(partialName(name));
+    const s = await this.session();
+    const put = await smbPut(s, tmp, { mkdirs: folders(final), signal: o.signal, activity: o.activity }).catch((err: unknown) => {
       throw this.fail(`saving ${name}`, err);
+    });
+    let committing = false;
+    // smbclient gone before it got all data (logon refused, server died): the caller stops at once, even
+    // if its source is idle for minutes (xfsdump scanning inodes) and no write would notice.
+    const broken = new Promise<never>((_, reject) => {
+      put.verdict.then(
+        () => committing || reject(new SmbError('other', 'smbclient exited before it read all data')),
+        (err: Error) => committing || reject(err),
+      );
+    });
+    broken.catch(() => undefined);
+    return {
+      fd: put.pipe.fd,
+      broken,
+      commit: async (bytes) => {
+        committing = true;
+        put.pipe.close(); // end of data
+        try {
+          await put.verdict;
+          // smbclient's put reports errors, but a complete-looking dump must be complete: ask the server.
+          const stored = await this.entry(s, tmp, o.signal);
+          if (stored?.size !== bytes) throw new SmbError('other', `${tmp} holds ${stored?.size ?? 'no'} bytes on the share after ${bytes} were sent`);
+          await smbCommands(s, [`rename ${quoteRemote(tmp)} ${quoteRemote(final)} -f`], { signal: o.signal });
+        } catch (err) {
+          throw this.fail(`saving ${name}`, err);
+        }
+      },
+      abort: async (cause, idle) => {
+        // smbclient stopped taking data (broken pipe) or exited before the end of data: it is ending on
+        // its own and its verdict names the cause. Otherwise the source failed (or the commit did):
+        // smbclient must not finish a truncated file.
+        const smbFirst = !committing && ((cause as NodeJS.ErrnoException).code === 'EPIPE' || put.exited());
+        committing = true;
+        if (smbFirst) await Promise.race([put.verdict.catch(() => undefined), new Promise((r) => setTimeout(r, EXIT_GRACE_MS))]);
+        put.kill();
+        const err = smbFirst
+          ? await put.verdict.then(
+              () => new SmbError('other', 'smbclient stopped reading the data'),
+              (e: Error) => e,
+            )
+          : cause;
+        await idle;
+        put.pipe.close();
+        return this.cleanUp(s, name, tmp, err);
+      },
+    };
+  }
+
+  /** After a failed save: remove the partial now rather than at the next run's repair, if the server can. */
+  private async cleanUp(s: SmbSession, name: string, tmp: string, err: Error): Promise<Error> {
+    // A server that refused us or does not answer cannot clean up either (and asking would cost another
+    // timeout).
+    if (serverUnusable(err)) return this.fail(`saving ${name}`, err);
+    const cleanup = await smbCommands(s, [`del ${quoteRemote(tmp)}`], { tolerate: NOT_FOUND }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    // A server dying mid-transfer sometimes makes smbclient report an odd status (INVALID_PARAMETER);
+    // that the server is gone right after is the cause worth naming.
+    if (err instanceof SmbError && err.failure === 'other' && serverUnusable(cleanup)) {
+      const lost = new SmbError('disconnected', `connection to SMB server ${s.server}:${s.port} lost (${err.message}; then: ${(cleanup as Error).message})`, err.status);
+      return this.fail(`saving ${name}`, lost);
     }
+    return this.fail(`saving ${name}`, err);
   }
 
   /** The listing entry of one file, or undefined if it does not exist. */
@@ -114,9 +147,26 @@ export class SmbTarget implements Target {
     return parseListing(text).find((e) => !e.directory && e.name === base);
   }
 
-  async open(name: string, signal?: AbortSignal): Promise<Readable> {
+  async read(name: string, o: TransferOptions = {}): Promise<Download> {
     const s = await this.session();
-    return smbGet(s, this.remote(name), { signal, context: (err) => this.fail(`reading ${name}`, err) });
+    const get = await smbGet(s, this.remote(name), o).catch((err: unknown) => {
+      throw this.fail(`reading ${name}`, err);
+    });
+    return {
+      fd: get.pipe.fd,
+      finish: async (bytes) => {
+        get.pipe.close();
+        await get.check(bytes).catch((err: unknown) => {
+          throw this.fail(`reading ${name}`, err);
+        });
+      },
+      close: async (idle) => {
+        get.kill();
+        await get.verdict.catch(() => undefined);
+        await idle;
+        get.pipe.close();
+      },
+    };
   }
 
   /** Files in `dir`, partials included. */

@@ -2,10 +2,17 @@
 // implementations behind it (see registry.ts), like restic's backends. Names are relative paths with '/'
 // separators, e.g. "appliance1/appliance1-20261124T020000Z-l0.xfsdump"; the target maps them to its storage.
 //
-// The central guarantee lives here, not in callers: `save` makes an object appear under its final name
-// only once every byte arrived. Until then it exists under a temporary name that `repair` recognises and
-// removes, so a crash, kill -9 or full disk never leaves something that looks like a complete dump.
-import type { Readable } from 'node:stream';
+// The central guarantee lives here, not in callers: an object appears under its final name only once
+// every byte arrived (`Upload.commit`). Until then it exists under a temporary name that `repair`
+// recognises and removes, so a crash, kill -9 or full disk never leaves something that looks like a
+// complete dump.
+//
+// Data moves through plain fds (a file, or a pipe to smbclient), written and read by the pump's worker
+// thread (stream/pump.ts) with blocking calls: no per-chunk trip through the event loop. `save` and
+// `open` wrap the same fds in Node streams for small objects (manifests) and tests.
+import { read as readCb, write as writeCb } from 'node:fs';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 
 export interface ObjectInfo {
   /** Path relative to the target root, '/'-separated. */
@@ -13,18 +20,59 @@ export interface ObjectInfo {
   size: number;
 }
 
+/** What the other end of an fd is doing, for a target's watchdog: data moves, or someone waits on the target. */
+export interface Activity {
+  /** Bytes moved so far. */
+  bytes(): number;
+  /** Blocked on the target right now (a write it does not take, a read it does not answer). */
+  waiting(): boolean;
+}
+
+export interface TransferOptions {
+  signal?: AbortSignal;
+  activity?: Activity;
+}
+
+/** An object being written. Exactly one of commit or abort ends it. */
+export interface Upload {
+  /** Write the object's bytes here (blocking fd; writes block while the storage catches up). */
+  readonly fd: number;
+  /** Rejects as soon as the storage gives up on its own before commit (smbclient exited); never resolves. */
+  readonly broken: Promise<never>;
+  /** Every byte was written: make the object durable and rename it to its final name. */
+  commit(bytes: number): Promise<void>;
+  /**
+   * Give up: stop the transfer, wait for `idle` (whoever writes to `fd` has stopped), close the fd and
+   * remove the temporary object. Returns the error to report: the storage's own diagnosis when it failed
+   * first, `cause` otherwise.
+   */
+  abort(cause: Error, idle?: Promise<unknown>): Promise<Error>;
+}
+
+/** An object being read. Exactly one of finish or close ends it. */
+export interface Download {
+  /** Read the object's bytes here (blocking fd) until its end. */
+  readonly fd: number;
+  /** The fd reached its end after `bytes`: was that the whole object? Rejects naming what went wrong. Closes the fd. */
+  finish(bytes: number): Promise<void>;
+  /** Stop reading, wait for `idle` (whoever reads from `fd` has stopped), close the fd. */
+  close(idle?: Promise<unknown>): Promise<void>;
+}
+
 export interface Target {
   /** How the target is shown to people: never contains credentials. */
   readonly display: string;
+  /** Start writing object `name` (replaced, if it exists, only at commit). */
+  create(name: string, o?: TransferOptions): Promise<Upload>;
+  /** Start reading object `name`. A missing object may reject here or at finish. */
+  read(name: string, o?: TransferOptions): Promise<Download>;
   /**
-   * Stream `source` to a temporary object, then rename it to `name`. Resolves with the byte count once the
-   * object is complete under `name`. On any error or abort: the temporary object is removed, nothing
-   * exists under `name` that was not there before, and the error is rethrown (the source is destroyed).
-   * Honors backpressure: never reads from `source` faster than the storage accepts.
-   * An existing object under `name` is replaced only at the final rename.
+   * Stream `source` into object `name` (create + commit). Resolves with the byte count once the object is
+   * complete under `name`. On any error or abort: nothing exists under `name` that was not there before,
+   * the temporary object is removed, the source destroyed, and the error rethrown.
    */
   save(name: string, source: Readable, signal?: AbortSignal): Promise<{ bytes: number }>;
-  /** A readable stream of the object's bytes. Errors (missing object, transport failure) surface on the stream or as a rejection. */
+  /** A readable stream of the object's bytes. A missing object rejects; later failures surface on the stream. */
   open(name: string, signal?: AbortSignal): Promise<Readable>;
   /** Objects directly inside folder `dir` ('' for the root), temporary objects excluded. Missing folder: []. */
   list(dir: string): Promise<ObjectInfo[]>;
@@ -34,6 +82,107 @@ export interface Target {
   repair(dir: string): Promise<string[]>;
   /** Free bytes where the dumps go, when the storage can tell. */
   freeSpace(): Promise<number | undefined>;
+}
+
+const writeFd = promisify(writeCb);
+const readFd = promisify(readCb);
+
+/** `save` and `open` for every target, on top of its `create` and `read`. */
+export abstract class FdTarget implements Target {
+  abstract readonly display: string;
+  abstract create(name: string, o?: TransferOptions): Promise<Upload>;
+  abstract read(name: string, o?: TransferOptions): Promise<Download>;
+  abstract list(dir: string): Promise<ObjectInfo[]>;
+  abstract remove(name: string): Promise<void>;
+  abstract repair(dir: string): Promise<string[]>;
+  abstract freeSpace(): Promise<number | undefined>;
+
+  async save(name: string, source: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {
+    let bytes = 0;
+    let writing = false;
+    let upload: Upload;
+    try {
+      upload = await this.create(name, { signal, activity: { bytes: () => bytes, waiting: () => writing } });
+    } catch (err) {
+      source.destroy();
+      throw err;
+    }
+    const copy = (async () => {
+      for await (const chunk of source) {
+        const buf = chunk as Buffer;
+        writing = true;
+        for (let w = 0; w < buf.length; ) w += (await writeFd(upload.fd, buf, w, buf.length - w)).bytesWritten;
+        writing = false;
+        bytes += buf.length;
+        signal?.throwIfAborted();
+      }
+    })();
+    try {
+      await Promise.race([copy, upload.broken]);
+      await upload.commit(bytes);
+      return { bytes };
+    } catch (err) {
+      source.destroy();
+      throw await upload.abort(err as Error, copy.catch(() => undefined));
+    }
+  }
+
+  async open(name: string, signal?: AbortSignal): Promise<Readable> {
+    let flowing = false;
+    let bytes = 0;
+    const dl = await this.read(name, { signal, activity: { bytes: () => bytes, waiting: () => flowing } });
+    const buf = Buffer.alloc(1 << 20);
+    let ended = false;
+    const pull = async (): Promise<Buffer | null> => {
+      flowing = true;
+      try {
+        const { bytesRead } = await readFd(dl.fd, buf, 0, buf.length, null);
+        if (bytesRead === 0) {
+          ended = true;
+          await dl.finish(bytes);
+          return null;
+        }
+        bytes += bytesRead;
+        return Buffer.from(buf.subarray(0, bytesRead));
+      } finally {
+        flowing = false;
+      }
+    };
+    // The first read decides: a missing object or a refused logon rejects here, not on the stream.
+    let pending: { chunk: Buffer | null } | undefined;
+    try {
+      pending = { chunk: await pull() };
+    } catch (err) {
+      if (!ended) await dl.close();
+      throw err;
+    }
+    let reading: Promise<unknown> = Promise.resolve();
+    return new Readable({
+      highWaterMark: 1 << 20,
+      read() {
+        if (pending) {
+          const { chunk } = pending;
+          pending = undefined;
+          this.push(chunk);
+          return;
+        }
+        const p = pull();
+        reading = p.catch(() => undefined);
+        p.then(
+          (c) => this.push(c),
+          (err: Error) => this.destroy(err),
+        );
+      },
+      destroy(err, cb) {
+        if (ended) return cb(err);
+        ended = true;
+        dl.close(reading).then(
+          () => cb(err),
+          () => cb(err),
+        );
+      },
+    });
+  }
 }
 
 /** Temporary names: a leading '.' and the suffix '.partial' (never listed, removed by repair). */
@@ -66,6 +215,5 @@ export async function readSmall(target: Target, name: string, limit = 16 * 1024 
 
 /** Write a small object (a manifest) through the same temporary-name-then-rename path. */
 export async function writeSmall(target: Target, name: string, data: Buffer | string): Promise<void> {
-  const { Readable } = await import('node:stream');
   await target.save(name, Readable.from([Buffer.from(data)]));
 }
