@@ -29,7 +29,7 @@ export async function dumpToTarget(target: Target, req: DumpRequest): Promise<Du
   let pump: Pump | undefined;
   const upload: Upload = await target.create(req.object, {
     signal: req.signal,
-    activity: { bytes: () => pump?.bytes() ?? 0, waiting: () => pump?.waitingOn() === 'output' },
+    activity: { bytes: () => pump?.bytesWritten() ?? 0, waiting: () => pump?.waitingOn('output') ?? false },
   });
   let dump: RunningDump | undefined;
   let pipe: Awaited<ReturnType<typeof openPipe>> | undefined;
@@ -42,13 +42,13 @@ export async function dumpToTarget(target: Target, req: DumpRequest): Promise<Du
       sessionLabel: req.sessionLabel,
       mediaLabel: req.mediaLabel,
       progressSec: req.progress ? 5 : undefined,
-      onProgress: (p) => req.progress?.update(pump?.bytes() ?? 0, p.percent),
+      onProgress: (p) => req.progress?.update(pump?.bytesRead() ?? 0, p.percent),
       signal: req.signal,
       output: pipe.write.fd,
     });
     pipe.write.close(); // xfsdump holds the write end: its exit is the end of the data
     pump = startPump(pipe.read.fd, upload.fd);
-    if (req.progress) ticker = setInterval(() => req.progress!.update(pump!.bytes()), 1000);
+    if (req.progress) ticker = setInterval(() => req.progress!.update(pump!.bytesRead()), 1000);
     const copied = await Promise.race([pump.done, upload.broken]);
     // The gate: only "Dump Status: SUCCESS" lets the target rename the temporary object.
     const finished = await dump.finished;
@@ -66,7 +66,7 @@ export async function dumpToTarget(target: Target, req: DumpRequest): Promise<Du
     // then the target cleans up once nothing uses its fd any more.
     dump?.kill();
     pump?.cancel();
-    const reported = await upload.abort(err as Error, pump?.done.catch(() => undefined));
+    const reported = await upload.abort(err as Error, pump?.stopped);
     pipe?.read.close(); // an xfsdump still writing gets EPIPE now that nobody reads
     const f = await dump?.finished.catch(() => undefined);
     if (f && isMissingBase(f.report)) throw new MissingBaseError(reported.message);
@@ -74,7 +74,7 @@ export async function dumpToTarget(target: Target, req: DumpRequest): Promise<Du
   } finally {
     clearInterval(ticker);
     req.progress?.done();
-    await pump?.done.catch(() => undefined);
+    await pump?.stopped;
     pipe?.read.close();
     pipe?.write.close();
   }

@@ -25,7 +25,7 @@ export async function readDumpInto(
   let pump: Pump | undefined;
   const download = await target.read(name, {
     signal: o.signal,
-    activity: { bytes: () => pump?.bytes() ?? 0, waiting: () => pump?.waitingOn() === 'input' },
+    activity: { bytes: () => pump?.bytesRead() ?? 0, waiting: () => pump?.waitingOn('input') ?? false },
   });
   const problems: string[] = [];
   let restore: RunningRestore | undefined;
@@ -43,14 +43,14 @@ export async function readDumpInto(
     // xfsrestore may stop reading before the last byte (padding after its end marker): the pump then
     // reads and hashes the rest, so size and SHA-256 cover the whole object.
     pump = startPump(download.fd, pipe.write.fd, { drainWhenOutputCloses: true });
-    if (o.onBytes) ticker = setInterval(() => o.onBytes!(pump!.bytes()), 1000);
+    if (o.onBytes) ticker = setInterval(() => o.onBytes!(pump!.bytesRead()), 1000);
     let copied;
     try {
       copied = await pump.done;
     } catch (err) {
       problems.push(`reading ${name}: ${(err as Error).message}`);
       restore.kill();
-      await download.close();
+      await download.close(pump.stopped);
     }
     pipe.write.close(); // end of the dump for xfsrestore
     if (copied) {
@@ -71,10 +71,10 @@ export async function readDumpInto(
       if (copied.bytes !== m.bytes) problems.push(`${m.id}: ${copied.bytes} bytes read, the manifest says ${m.bytes}`);
       if (copied.sha256 !== m.sha256) problems.push(`${m.id}: SHA-256 ${copied.sha256}, the manifest says ${m.sha256}`);
     }
-    return { report, bytes: copied?.bytes ?? pump.bytes(), sha256: copied?.sha256, problems };
+    return { report, bytes: copied?.bytes ?? pump.bytesRead(), sha256: copied?.sha256, problems };
   } catch (err) {
     stop();
-    await download.close(pump?.done.catch(() => undefined));
+    await download.close(pump?.stopped);
     throw err;
   } finally {
     o.signal?.removeEventListener('abort', stop);

@@ -1,25 +1,33 @@
-// Shared memory of a pump (stream/pump.ts): a ring of SLOTS buffers between the copy thread (fills a
-// slot from the input, writes it to the output, publishes it) and the hash thread (hashes published
-// slots in order, frees them). Memory is this one allocation, whatever the size of the dump.
+// Shared memory of a pump (stream/pump.ts): a ring of `slots` buffers and three threads around it. The
+// reader fills slots from the input and publishes them (HEAD); the writer writes published slots to the
+// output (WRITTEN); the hasher hashes them (HASHED). A slot is free again once both are past it. Memory is
+// this one allocation, whatever the size of the dump.
 export const CTL = {
-  /** Slots published by the copy thread (monotonic). */
+  /** Slots published by the reader (monotonic). */
   HEAD: 0,
-  /** Slots hashed and free again (monotonic). */
-  TAIL: 1,
-  /** The copy thread has stopped (end of input, error or cancel). */
-  DONE: 2,
-  /** Set by the owner: stop at the next slot. */
-  CANCEL: 3,
-  /** What the copy thread waits on right now, for watchdogs: see STATE. */
-  STATE: 4,
+  /** Slots written to the output (monotonic). */
+  WRITTEN: 1,
+  /** Slots hashed (monotonic). */
+  HASHED: 2,
+  /** Bumped (and notified) whenever WRITTEN or HASHED moves: what a reader waiting for a free slot waits on. */
+  FREED: 3,
+  /** The reader has stopped (end of input, error or cancel): no slot will be published after HEAD. */
+  DONE: 4,
+  /** Set by the owner or by a failing thread: every thread stops at its next slot. */
+  CANCEL: 5,
+  /** 1 while the reader is blocked in read(2). */
+  IN_READ: 6,
+  /** 1 while the writer is blocked in write(2). */
+  IN_WRITE: 7,
 } as const;
-export const STATE = { BUSY: 0, READING: 1, WRITING: 2 } as const;
+/** Indexes into the 64-bit counters. */
+export const COUNT = { READ: 0, WRITTEN: 1 } as const;
 
 const CTL_BYTES = 64;
 const COUNTER_BYTES = 64;
 
 export interface PumpWorkerData {
-  role: 'copy' | 'hash';
+  role: 'read' | 'write' | 'hash';
   shared: SharedArrayBuffer;
   slots: number;
   slotSize: number;
@@ -34,10 +42,10 @@ export function sharedSize(slots: number, slotSize: number): number {
 
 export function layout(shared: SharedArrayBuffer, slots: number, slotSize: number) {
   const ctl = new Int32Array(shared, 0, CTL_BYTES / 4);
-  /** Bytes read from the input so far. */
-  const bytes = new BigInt64Array(shared, CTL_BYTES, 1);
+  /** Bytes read from the input and written to the output so far (see COUNT). */
+  const counts = new BigInt64Array(shared, CTL_BYTES, 2);
   const lens = new Int32Array(shared, CTL_BYTES + COUNTER_BYTES, slots);
   const dataStart = CTL_BYTES + COUNTER_BYTES + 4 * slots;
   const slot = (i: number) => Buffer.from(shared, dataStart + i * slotSize, slotSize);
-  return { ctl, bytes, lens, slot };
+  return { ctl, counts, lens, slot };
 }

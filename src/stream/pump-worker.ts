@@ -1,50 +1,44 @@
-// The two threads behind stream/pump.ts. Blocking reads and writes in a loop: no event loop, no
-// per-chunk allocation, the kernel's own backpressure (a full pipe blocks the writer). Shared memory
-// layout and protocol: see pump.ts.
+// The three threads behind stream/pump.ts. Blocking reads and writes in loops: no event loop, no
+// per-chunk allocation, the kernel's own backpressure (a full pipe blocks its writer). Reading and
+// writing are separate threads so that neither waits for the other: with one thread, a slow consumer
+// (smbclient sending at network speed) would stall the producer (xfsdump) during every write.
+// Shared memory layout and protocol: see pump-layout.ts.
 import { readSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
-import { CTL, type PumpWorkerData, layout, STATE } from './pump-layout.js';
+import { COUNT, CTL, type PumpWorkerData, layout } from './pump-layout.js';
 
 const d = workerData as PumpWorkerData;
-const { ctl, bytes, lens, slot } = layout(d.shared, d.slots, d.slotSize);
+const { ctl, counts, lens, slot } = layout(d.shared, d.slots, d.slotSize);
+const cancelled = () => Atomics.load(ctl, CTL.CANCEL) === 1;
 
-function copyLoop(): { outputClosedEarly: boolean } {
+function readLoop(): void {
   let head = 0;
-  let outputClosed = false;
   let total = 0n;
   for (;;) {
-    // Wait for a free slot: the hasher is SLOTS slots behind at most.
-    while (head - Atomics.load(ctl, CTL.TAIL) >= d.slots) {
-      if (Atomics.load(ctl, CTL.CANCEL)) return { outputClosedEarly: outputClosed };
-      Atomics.wait(ctl, CTL.TAIL, head - d.slots, 50);
+    // A free slot: both the writer and the hasher are past it.
+    for (;;) {
+      if (cancelled()) return;
+      const seen = Atomics.load(ctl, CTL.FREED);
+      if (head - Math.min(Atomics.load(ctl, CTL.WRITTEN), Atomics.load(ctl, CTL.HASHED)) < d.slots) break;
+      Atomics.wait(ctl, CTL.FREED, seen, 1000);
     }
-    if (Atomics.load(ctl, CTL.CANCEL)) return { outputClosedEarly: outputClosed };
     const buf = slot(head % d.slots);
     // Fill the slot (a pipe gives at most its buffer, 64 KiB, per read), so writes are large.
     let n = 0;
-    Atomics.store(ctl, CTL.STATE, STATE.READING);
-    while (n < buf.length) {
-      const r = readSync(d.input, buf, n, buf.length - n, null);
-      if (r === 0) break;
-      n += r;
-    }
-    Atomics.store(ctl, CTL.STATE, STATE.BUSY);
-    if (n === 0) return { outputClosedEarly: outputClosed };
-    if (!outputClosed) {
-      Atomics.store(ctl, CTL.STATE, STATE.WRITING);
-      try {
-        for (let w = 0; w < n; ) w += writeSync(d.output, buf, w, n - w);
-      } catch (err) {
-        // A reader that stops early (xfsrestore ignores padding after its end marker): the rest is still
-        // read and hashed, so the caller can check size and SHA-256 of the whole object.
-        if (!(d.drainWhenOutputCloses && (err as NodeJS.ErrnoException).code === 'EPIPE')) throw err;
-        outputClosed = true;
+    Atomics.store(ctl, CTL.IN_READ, 1);
+    try {
+      while (n < buf.length) {
+        const r = readSync(d.input, buf, n, buf.length - n, null);
+        if (r === 0) break;
+        n += r;
       }
-      Atomics.store(ctl, CTL.STATE, STATE.BUSY);
+    } finally {
+      Atomics.store(ctl, CTL.IN_READ, 0);
     }
+    if (n === 0) return;
     total += BigInt(n);
-    Atomics.store(bytes, 0, total);
+    Atomics.store(counts, COUNT.READ, total);
     lens[head % d.slots] = n;
     head++;
     Atomics.store(ctl, CTL.HEAD, head);
@@ -52,35 +46,77 @@ function copyLoop(): { outputClosedEarly: boolean } {
   }
 }
 
-function hashLoop(): string {
-  const hash = createHash('sha256');
+/** Each published slot in order, until the reader is done and everything published was taken. */
+function consume(cursor: number, each: (buf: Buffer) => void): void {
   let tail = 0;
   for (;;) {
     while (Atomics.load(ctl, CTL.HEAD) === tail) {
-      // DONE is set after the last HEAD: seen done with nothing new means the end.
-      if (Atomics.load(ctl, CTL.DONE) && Atomics.load(ctl, CTL.HEAD) === tail) return hash.digest('hex');
-      if (Atomics.load(ctl, CTL.CANCEL)) return '';
-      Atomics.wait(ctl, CTL.HEAD, tail, 50);
+      // DONE is set after the last HEAD: done with nothing new means the end.
+      if (Atomics.load(ctl, CTL.DONE) && Atomics.load(ctl, CTL.HEAD) === tail) return;
+      if (cancelled()) return;
+      Atomics.wait(ctl, CTL.HEAD, tail, 1000);
     }
+    if (cancelled()) return;
     const i = tail % d.slots;
-    hash.update(slot(i).subarray(0, lens[i]));
+    each(slot(i).subarray(0, lens[i]));
     tail++;
-    Atomics.store(ctl, CTL.TAIL, tail);
-    Atomics.notify(ctl, CTL.TAIL);
+    Atomics.store(ctl, cursor, tail);
+    Atomics.add(ctl, CTL.FREED, 1);
+    Atomics.notify(ctl, CTL.FREED);
   }
 }
 
-if (d.role === 'copy') {
-  try {
-    parentPort!.postMessage({ ok: copyLoop() });
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    parentPort!.postMessage({ error: { message: e.message, code: e.code, syscall: e.syscall } });
-  } finally {
-    Atomics.store(ctl, CTL.STATE, STATE.BUSY);
-    Atomics.store(ctl, CTL.DONE, 1);
-    Atomics.notify(ctl, CTL.HEAD);
+function writeLoop(): { outputClosedEarly: boolean } {
+  let outputClosed = false;
+  let total = 0n;
+  consume(CTL.WRITTEN, (buf) => {
+    if (!outputClosed) {
+      Atomics.store(ctl, CTL.IN_WRITE, 1);
+      try {
+        for (let w = 0; w < buf.length; ) w += writeSync(d.output, buf, w, buf.length - w);
+      } catch (err) {
+        // A reader that stops early (xfsrestore ignores padding after its end marker): the rest is still
+        // read and hashed, so the caller can check size and SHA-256 of the whole object.
+        if (!(d.drainWhenOutputCloses && (err as NodeJS.ErrnoException).code === 'EPIPE')) throw err;
+        outputClosed = true;
+      } finally {
+        Atomics.store(ctl, CTL.IN_WRITE, 0);
+      }
+    }
+    total += BigInt(buf.length);
+    Atomics.store(counts, COUNT.WRITTEN, total);
+  });
+  return { outputClosedEarly: outputClosed };
+}
+
+function hashLoop(): string {
+  const hash = createHash('sha256');
+  consume(CTL.HASHED, (buf) => hash.update(buf));
+  return hash.digest('hex');
+}
+
+function stopAll(): void {
+  Atomics.store(ctl, CTL.CANCEL, 1);
+  for (const i of [CTL.HEAD, CTL.FREED]) Atomics.notify(ctl, i);
+}
+
+try {
+  if (d.role === 'read') {
+    try {
+      readLoop();
+    } finally {
+      Atomics.store(ctl, CTL.DONE, 1);
+      Atomics.notify(ctl, CTL.HEAD);
+    }
+    parentPort!.postMessage({});
+  } else if (d.role === 'write') {
+    parentPort!.postMessage(writeLoop());
+  } else {
+    parentPort!.postMessage({ sha256: hashLoop() });
   }
-} else {
-  parentPort!.postMessage({ sha256: hashLoop() });
+} catch (err) {
+  // One thread failing stops the others: the reader must not wait forever for a slot nobody frees.
+  stopAll();
+  const e = err as NodeJS.ErrnoException;
+  parentPort!.postMessage({ error: { message: e.message, code: e.code } });
 }

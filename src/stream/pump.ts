@@ -3,11 +3,12 @@
 //
 // Why threads and fds instead of Node streams: streaming a child's stdio through the event loop moves
 // 64 KiB per turn and makes producer, hashing and consumer take turns; measured, it ran the disk dump at
-// well under half the speed of xfsdump alone. Here one worker copies with blocking read/write (the
-// kernel's pipe buffers are the backpressure) and a second hashes the same buffers right behind it, so
-// hashing overlaps the copy. Memory is one shared ring (SLOTS x SLOT_SIZE), whatever the dump's size.
+// well under half the speed of xfsdump alone. Here worker threads move the bytes with blocking calls (the
+// kernel's pipe buffers are the backpressure): one thread reads, one writes, one hashes the same buffers,
+// so producer, consumer and hashing all run at once. Memory is one shared ring (SLOTS x SLOT_SIZE),
+// whatever the dump's size.
 import { Worker } from 'node:worker_threads';
-import { CTL, STATE, layout, sharedSize, type PumpWorkerData } from './pump-layout.js';
+import { COUNT, CTL, layout, sharedSize, type PumpWorkerData } from './pump-layout.js';
 
 const SLOTS = 16;
 const SLOT_SIZE = 1 << 20;
@@ -20,13 +21,20 @@ export interface PumpResult {
 }
 
 export interface Pump {
-  /** Resolves at the end of the input; rejects on a read or write error (an Error with the errno `code`). */
+  /**
+   * Resolves at the end of the input; rejects on a read or write error (an Error with the errno `code`)
+   * as soon as it happens, while other threads may still be blocked (see `stopped`).
+   */
   readonly done: Promise<PumpResult>;
-  /** Bytes read so far. */
-  bytes(): number;
-  /** What the copy is blocked on right now, if anything: a watchdog's "is the other side stalled?". */
-  waitingOn(): 'input' | 'output' | undefined;
-  /** Stop after the current read or write returns (those block: unblock them by ending the peer process). */
+  /** Every thread has stopped: nothing uses the input or output fd any more. Never rejects. */
+  readonly stopped: Promise<void>;
+  /** Bytes read from the input so far. */
+  bytesRead(): number;
+  /** Bytes written to the output so far. */
+  bytesWritten(): number;
+  /** Blocked reading the input / writing the output right now: a watchdog's "is the other side stalled?". */
+  waitingOn(side: 'input' | 'output'): boolean;
+  /** Stop after the current reads and writes return (those block: unblock them by ending the peer process). */
   cancel(): void;
 }
 
@@ -35,41 +43,42 @@ export interface PumpOptions {
   drainWhenOutputCloses?: boolean;
 }
 
+type Reply = { error?: { message: string; code?: string }; outputClosedEarly?: boolean; sha256?: string };
+
 export function startPump(input: number, output: number, o: PumpOptions = {}): Pump {
   const shared = new SharedArrayBuffer(sharedSize(SLOTS, SLOT_SIZE));
-  const { ctl, bytes } = layout(shared, SLOTS, SLOT_SIZE);
-  const data = (role: PumpWorkerData['role']): PumpWorkerData => ({
-    role,
-    shared,
-    slots: SLOTS,
-    slotSize: SLOT_SIZE,
-    input,
-    output,
-    drainWhenOutputCloses: o.drainWhenOutputCloses ?? false,
-  });
-  const copy = runWorker<{ ok?: { outputClosedEarly: boolean }; error?: { message: string; code?: string } }>(data('copy'));
-  const hash = runWorker<{ sha256: string }>(data('hash'));
+  const { ctl, counts } = layout(shared, SLOTS, SLOT_SIZE);
   const cancel = () => {
     Atomics.store(ctl, CTL.CANCEL, 1);
     Atomics.notify(ctl, CTL.HEAD);
-    Atomics.notify(ctl, CTL.TAIL);
+    Atomics.notify(ctl, CTL.FREED);
   };
-  const done = Promise.all([copy, hash]).then(([c, h]) => {
-    if (c.error) throw Object.assign(new Error(c.error.message), { code: c.error.code });
+  let fail!: (err: Error) => void;
+  const failure = new Promise<never>((_, reject) => (fail = reject));
+  const start = (role: PumpWorkerData['role']) =>
+    runWorker<Reply>({ role, shared, slots: SLOTS, slotSize: SLOT_SIZE, input, output, drainWhenOutputCloses: o.drainWhenOutputCloses ?? false })
+      .catch((err: Error): Reply => {
+        cancel(); // a thread that died (it cannot, short of a bug) must not leave the others waiting
+        return { error: { message: err.message } };
+      })
+      .then((reply) => {
+        // The caller hears of an error at once, so it can end the peer a blocked thread waits on.
+        if (reply.error) fail(Object.assign(new Error(reply.error.message), { code: reply.error.code }));
+        return reply;
+      });
+  const threads = Promise.all([start('read'), start('write'), start('hash')]);
+  const finished = threads.then(([, w, h]) => {
     if (Atomics.load(ctl, CTL.CANCEL)) throw new Error('cancelled');
-    return { bytes: Number(Atomics.load(bytes, 0)), sha256: h.sha256, outputClosedEarly: c.ok!.outputClosedEarly };
+    return { bytes: Number(Atomics.load(counts, COUNT.READ)), sha256: h.sha256!, outputClosedEarly: w.outputClosedEarly! };
   });
-  // A copy thread that fails leaves the hash thread to finish on DONE; a failing hash thread (it cannot,
-  // short of a bug) must not leave the copy thread waiting for free slots.
-  hash.catch(cancel);
+  const done = Promise.race([failure, finished]);
   done.catch(() => undefined); // the caller awaits it; never an unhandled rejection meanwhile
   return {
     done,
-    bytes: () => Number(Atomics.load(bytes, 0)),
-    waitingOn: () => {
-      const s = Atomics.load(ctl, CTL.STATE);
-      return s === STATE.READING ? 'input' : s === STATE.WRITING ? 'output' : undefined;
-    },
+    stopped: threads.then(() => undefined),
+    bytesRead: () => Number(Atomics.load(counts, COUNT.READ)),
+    bytesWritten: () => Number(Atomics.load(counts, COUNT.WRITTEN)),
+    waitingOn: (side) => Atomics.load(ctl, side === 'input' ? CTL.IN_READ : CTL.IN_WRITE) === 1,
     cancel,
   };
 }

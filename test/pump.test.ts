@@ -1,0 +1,114 @@
+// The pump (stream/pump.ts) on real fds: files and kernel pipes (exec/fifo.ts), with a real child at the
+// other end where it matters. Byte counts and SHA-256 are checked against an independent hash of the
+// same bytes; a reader that stops early, a write error and a cancel end cleanly, every thread stopped.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { tmpDir } from './lib/loopfs.js';
+import { openPipe } from '../src/exec/fifo.js';
+import { startPump } from '../src/stream/pump.js';
+
+const MiB = 1 << 20;
+
+async function scratch(t: { teardown(fn: () => unknown): void }): Promise<string> {
+  const d = await tmpDir('drkit-pump-');
+  t.teardown(d.cleanup);
+  return d.dir;
+}
+
+/** A file of `size` random bytes (not a multiple of the ring's slot size) and its SHA-256. */
+function randomFile(dir: string, size: number): { file: string; sha256: string } {
+  const data = randomFillSync(Buffer.alloc(size));
+  const file = path.join(dir, 'in');
+  writeFileSync(file, data);
+  return { file, sha256: createHash('sha256').update(data).digest('hex') };
+}
+
+const pipesLeft = () => readdirSync(os.tmpdir()).filter((n) => n.startsWith('drkit-pipe-'));
+
+t.test('file -> file: every byte copied, count and SHA-256 right', async (t) => {
+  const dir = await scratch(t);
+  const src = randomFile(dir, 37 * MiB + 12345);
+  const input = openSync(src.file, 'r');
+  const output = openSync(path.join(dir, 'out'), 'w');
+  const r = await startPump(input, output).done;
+  closeSync(input);
+  closeSync(output);
+  t.equal(r.bytes, 37 * MiB + 12345);
+  t.equal(r.sha256, src.sha256, 'SHA-256 of the input');
+  t.equal(createHash('sha256').update(readFileSync(path.join(dir, 'out'))).digest('hex'), src.sha256, 'output identical');
+  t.notOk(r.outputClosedEarly);
+});
+
+t.test('child -> pipe -> pump -> pipe -> child, with a slow reader: the kernel pipes are the backpressure', async (t) => {
+  const dir = await scratch(t);
+  const src = randomFile(dir, 24 * MiB + 1);
+  const before = pipesLeft().length;
+  const a = await openPipe();
+  const b = await openPipe();
+  t.equal(pipesLeft().length, before, 'named pipes are unlinked at once');
+  // cat writes into pipe a; the pump copies a -> b; a reader that sleeps between chunks drains b.
+  const producer = spawn('cat', [src.file], { stdio: ['ignore', a.write.fd, 'inherit'] });
+  const producerExit = new Promise((res) => producer.on('exit', res));
+  a.write.close();
+  const received = path.join(dir, 'received');
+  const slowCopy = `while [ "$(dd bs=1M count=1 iflag=fullblock status=none | tee -a '${received}' | wc -c)" -gt 0 ]; do sleep 0.02; done`;
+  const consumer = spawn('sh', ['-c', slowCopy], { stdio: [b.read.fd, 'ignore', 'inherit'] });
+  const consumerExit = new Promise((res) => consumer.on('exit', res));
+  b.read.close();
+  const pump = startPump(a.read.fd, b.write.fd);
+  let maxAhead = 0;
+  const probe = setInterval(() => (maxAhead = Math.max(maxAhead, pump.bytesRead() - pump.bytesWritten())), 5);
+  const r = await pump.done;
+  clearInterval(probe);
+  b.write.close();
+  a.read.close();
+  await Promise.all([producerExit, consumerExit]);
+  t.equal(r.bytes, 24 * MiB + 1);
+  t.equal(r.sha256, src.sha256);
+  t.equal(createHash('sha256').update(readFileSync(received)).digest('hex'), src.sha256, 'the consumer got exactly the bytes');
+  t.ok(maxAhead <= 16 * MiB, `reads never run more than the ring ahead of writes (max ${maxAhead} bytes)`);
+});
+
+t.test('a reader that stops early: drained to the end and hashed whole, or an EPIPE error', async (t) => {
+  const dir = await scratch(t);
+  const src = randomFile(dir, 20 * MiB);
+  for (const drain of [true, false]) {
+    const input = openSync(src.file, 'r');
+    const p = await openPipe();
+    p.read.close(); // nobody reads: the first write gets EPIPE
+    const pump = startPump(input, p.write.fd, { drainWhenOutputCloses: drain });
+    if (drain) {
+      const r = await pump.done;
+      t.equal(r.bytes, 20 * MiB, 'drain: whole input read');
+      t.equal(r.sha256, src.sha256, 'drain: whole input hashed');
+      t.ok(r.outputClosedEarly, 'drain: reported');
+    } else {
+      await t.rejects(pump.done, { code: 'EPIPE' }, 'no drain: the write error');
+    }
+    await pump.stopped;
+    t.pass(`every thread stopped (drain ${drain})`);
+    p.write.close();
+    closeSync(input);
+  }
+});
+
+t.test('cancel: a pump blocked on an idle producer stops once the producer ends', async (t) => {
+  const p = await openPipe();
+  const q = await openPipe();
+  const idle = spawn('sleep', ['30'], { stdio: ['ignore', p.write.fd, 'inherit'] });
+  p.write.close();
+  const pump = startPump(p.read.fd, q.write.fd);
+  // The threads take a moment to start.
+  for (let i = 0; i < 100 && !pump.waitingOn('input'); i++) await new Promise((r) => setTimeout(r, 50));
+  t.ok(pump.waitingOn('input'), 'blocked reading the input');
+  t.notOk(pump.waitingOn('output'), 'not blocked writing');
+  pump.cancel();
+  idle.kill('SIGKILL');
+  await t.rejects(pump.done, /cancelled/);
+  await pump.stopped;
+  for (const f of [p.read, q.read, q.write]) f.close();
+});
