@@ -164,7 +164,8 @@ async function main() {
       rows.push(ratioRow(`dump ${size} GiB home to disk (\`xfsdump -f FILE; sync FILE\`)`, raw, dk));
       const dumpFile = execFileSync('find', [tdir, '-name', '*.xfsdump'], { encoding: 'utf8' }).trim().split('\n')[0]!;
       const sha = median(Array.from({ length: reps }, () => timedPipeline(`openssl dgst -sha256 '${dumpFile}' >/dev/null`)));
-      rows.push(`| SHA-256 of the same ${size} GiB dump on one core (\`openssl dgst -sha256\`) | | ${sha.toFixed(1)} s | ${(raw / sha).toFixed(2)} (the most any hashing pipeline can reach) | |`);
+      // Hashing every byte takes at least this long, however well it overlaps xfsdump: a ceiling for the ratio.
+      rows.push(`| SHA-256 of the same ${size} GiB dump on one core (\`openssl dgst -sha256\`) | | ${sha.toFixed(1)} s | at most ${Math.min(1, raw / sha).toFixed(2)} | |`);
       rmSync(tdir, { recursive: true, force: true });
       if (factor === 1) {
         // cron fast path: the backup just succeeded, so nothing is due.

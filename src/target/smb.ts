@@ -91,15 +91,11 @@ export class SmbTarget extends FdTarget {
       commit: async (bytes) => {
         committing = true;
         put.pipe.close(); // end of data
-        try {
-          await put.verdict;
-          // smbclient's put reports errors, but a complete-looking dump must be complete: ask the server.
-          const stored = await this.entry(s, tmp, o.signal);
-          if (stored?.size !== bytes) throw new SmbError('other', `${tmp} holds ${stored?.size ?? 'no'} bytes on the share after ${bytes} were sent`);
-          await smbCommands(s, [`rename ${quoteRemote(tmp)} ${quoteRemote(final)} -f`], { signal: o.signal });
-        } catch (err) {
-          throw this.fail(`saving ${name}`, err);
-        }
+        await put.verdict;
+        // smbclient's put reports errors, but a complete-looking dump must be complete: ask the server.
+        const stored = await this.entry(s, tmp, o.signal);
+        if (stored?.size !== bytes) throw new SmbError('other', `${tmp} holds ${stored?.size ?? 'no'} bytes on the share after ${bytes} were sent`);
+        await smbCommands(s, [`rename ${quoteRemote(tmp)} ${quoteRemote(final)} -f`], { signal: o.signal });
       },
       abort: async (cause, idle) => {
         // smbclient stopped taking data (broken pipe) or exited before the end of data: it is ending on

@@ -33,13 +33,13 @@ export interface TransferOptions {
   activity?: Activity;
 }
 
-/** An object being written. Exactly one of commit or abort ends it. */
+/** An object being written. It ends with a successful commit, or with abort (also after a failed commit). */
 export interface Upload {
   /** Write the object's bytes here (blocking fd; writes block while the storage catches up). */
   readonly fd: number;
   /** Rejects as soon as the storage gives up on its own before commit (smbclient exited); never resolves. */
   readonly broken: Promise<never>;
-  /** Every byte was written: make the object durable and rename it to its final name. */
+  /** Every byte was written: make the object durable and rename it to its final name. On failure, abort. */
   commit(bytes: number): Promise<void>;
   /**
    * Give up: stop the transfer, wait for `idle` (whoever writes to `fd` has stopped), close the fd and
