@@ -437,17 +437,25 @@ function transfer(inv: Invocation, pipe: OwnedFd, verdict: Promise<string>): Smb
  */
 // '-' is stdin/stdout itself. Not /dev/stdin: smbclient would open the FIFO anew, and that open waits for
 // a writer, forever when a small object was written and its pipe closed before smbclient got there.
-export async function smbPut(s: SmbSession, remote: string, o: { mkdirs?: string[]; signal?: AbortSignal; activity?: Activity } = {}): Promise<SmbTransfer> {
+export async function smbPut(s: SmbSession, remote: string, o: { mkdirs?: string[]; signal?: AbortSignal; activity?: Activity } = {}): Promise<SmbTransfer & { endData(): void }> {
   const cmd = [...(o.mkdirs ?? []).map((d) => `mkdir ${quoteRemote(d)}`), `put - ${quoteRemote(remote)}`].join('; ');
   const { read, write } = await openPipe();
+  // Once all data is handed over, smbclient owes us its exit (closing the file on the server): a server
+  // that freezes then is caught by the watchdog too.
+  let ended = false;
+  const activity: Activity = { bytes: () => o.activity?.bytes() ?? 0, waiting: () => ended || (o.activity?.waiting() ?? false) };
   let inv: Invocation;
   try {
-    inv = await start(s, cmd, { stdin: read, signal: o.signal, activity: o.activity });
+    inv = await start(s, cmd, { stdin: read, signal: o.signal, activity });
   } catch (err) {
     write.close();
     throw err;
   }
-  return transfer(inv, write, transferVerdict(s, inv, o.signal, `put ${remote}`));
+  const endData = () => {
+    ended = true;
+    write.close();
+  };
+  return { ...transfer(inv, write, transferVerdict(s, inv, o.signal, `put ${remote}`)), endData };
 }
 
 /**

@@ -90,7 +90,7 @@ export class SmbTarget extends FdTarget {
       broken,
       commit: async (bytes) => {
         committing = true;
-        put.pipe.close(); // end of data
+        put.endData();
         await put.verdict;
         // smbclient's put reports errors, but a complete-looking dump must be complete: ask the server.
         const stored = await this.entry(s, tmp, o.signal);
