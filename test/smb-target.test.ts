@@ -5,6 +5,7 @@
 // and no object under its final name.
 import t, { type Test } from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
+import { writeSync } from 'node:fs';
 import { readdir, readFile, stat, statfs, chown } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -361,6 +362,20 @@ t.test('smbd frozen mid-save and mid-read: a timeout within the configured bound
   srv.thaw();
   t.notOk((await onDisk(srv)).includes('frozen2.xfsdump'), 'no object under the final name');
   t.same(await target.repair(HOST), [`${HOST}/.frozen2.xfsdump.partial`], 'the partial it left is removed by repair');
+
+  // Frozen after the last byte was handed over: smbclient then owes us its exit (closing the file on the
+  // server), and the watchdog still guards that.
+  const upload = await target.create(`${HOST}/frozen3.json`);
+  writeSync(upload.fd, Buffer.from('{"complete": false}'));
+  await sleep(500); // smbclient has read and sent it
+  srv.freeze();
+  const committing = upload.commit(19);
+  committing.catch(() => undefined);
+  await rejectsWithin(t, committing, 5, { failure: 'timeout', message: /did not answer within 2 s|stopped answering/ }, 'commit to a server frozen at the end');
+  t.same(await smbclients(srv.port), [], 'no smbclient left running after the commit');
+  srv.thaw();
+  await upload.abort(new Error('commit failed'));
+  t.notOk((await onDisk(srv)).some((n) => n.includes('frozen3.json')), 'neither the object nor its partial is left');
 });
 
 t.test('share full: 400 MiB into a 320 MiB filesystem fails clearly and leaves nothing', async (t) => {
