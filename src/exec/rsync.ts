@@ -42,7 +42,10 @@ export function mirrorArgs(o: MirrorOptions): string[] {
 
 export async function rsyncMirror(o: MirrorOptions): Promise<MirrorStats> {
   const r = await run('rsync', mirrorArgs(o), { signal: o.signal, okExitCodes: [24] });
-  return { ...parseStats(r.stdout), vanished: r.exitCode === 24 };
+  // A second pass copies nothing: with -H, rsync creates some hard links after it has set their
+  // directory's mtime, which then moves; this pass puts such directory times right (a scan, no data).
+  const again = await run('rsync', mirrorArgs(o), { signal: o.signal, okExitCodes: [24] });
+  return { ...parseStats(r.stdout), vanished: r.exitCode === 24 || again.exitCode === 24 };
 }
 
 export function parseStats(out: string): { filesTransferred: number; bytesTransferred: number } {
