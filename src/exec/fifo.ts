@@ -1,8 +1,7 @@
 // Kernel pipes for the data path. Node's child stdio are socketpairs read on the event loop, 64 KiB at a
 // time; the dump path instead hands each tool one end of a pipe as a plain blocking fd and moves the
-// bytes in a worker thread (stream/pump.ts). A pipe also lets smbclient open /dev/stdin, which a
-// socketpair does not. Node cannot call pipe(2), so this is a named pipe that is opened and at once
-// unlinked: nothing is left on disk, even after kill -9.
+// bytes in worker threads (stream/pump.ts). Node cannot call pipe(2), so this is a named pipe that is
+// opened and at once unlinked: once open, nothing of it is left on disk, even after kill -9.
 import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -271,9 +271,6 @@ interface Outcome {
 }
 
 interface Invocation {
-  child: Spawned;
-  /** Record progress: the watchdog only fires after `timeoutSec` without any. */
-  touch(): void;
   /** Kill smbclient now (idempotent). */
   kill(): void;
   outcome: Promise<Outcome>;
@@ -356,7 +353,7 @@ async function start(
     clearInterval(timer);
     o.signal?.removeEventListener('abort', onAbort);
   });
-  return { child, touch, kill, outcome };
+  return { kill, outcome };
 }
 
 function abortError(signal: AbortSignal | undefined): Error {
@@ -434,10 +431,11 @@ function transfer(inv: Invocation, pipe: OwnedFd, verdict: Promise<string>): Smb
  * smbclient writing the remote file `remote` (overwritten if it exists) from a pipe: write the data to
  * `pipe`, then close it; smbclient reads as fast as the server takes the data (a full pipe blocks the
  * writer). `mkdirs`: folders to create first in the same run (one connection less per save).
+ * `endData()` closes the pipe: the end of the file.
  */
-// '-' is stdin/stdout itself. Not /dev/stdin: smbclient would open the FIFO anew, and that open waits for
-// a writer, forever when a small object was written and its pipe closed before smbclient got there.
 export async function smbPut(s: SmbSession, remote: string, o: { mkdirs?: string[]; signal?: AbortSignal; activity?: Activity } = {}): Promise<SmbTransfer & { endData(): void }> {
+  // '-' is stdin itself. Not /dev/stdin: smbclient would open the pipe anew, and that open waits for a
+  // writer, forever when a small object was written and its pipe closed before smbclient got there.
   const cmd = [...(o.mkdirs ?? []).map((d) => `mkdir ${quoteRemote(d)}`), `put - ${quoteRemote(remote)}`].join('; ');
   const { read, write } = await openPipe();
   // Once all data is handed over, smbclient owes us its exit (closing the file on the server): a server
@@ -467,6 +465,7 @@ export async function smbGet(s: SmbSession, remote: string, o: { signal?: AbortS
   const { read, write } = await openPipe();
   let inv: Invocation;
   try {
+    // '-' is stdout itself (see smbPut).
     inv = await start(s, `get ${quoteRemote(remote)} -`, { stdout: write, signal: o.signal, activity: o.activity });
   } catch (err) {
     read.close();
