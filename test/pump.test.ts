@@ -4,7 +4,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { tmpDir } from './lib/loopfs.js';
@@ -112,3 +112,21 @@ t.test('cancel: a pump blocked on an idle producer stops once the producer ends'
   await pump.stopped;
   for (const f of [p.read, q.read, q.write]) f.close();
 });
+
+t.test('a pipe directory left by a process killed while mkfifo ran is removed by the next openPipe', async (t) => {
+  const dead = spawn('true');
+  await new Promise((r) => dead.on('exit', r));
+  const live = spawn('sleep', ['30']);
+  t.teardown(() => live.kill('SIGKILL'));
+  const stale = path.join(os.tmpdir(), `drkit-pipe-${dead.pid}-test`);
+  const kept = path.join(os.tmpdir(), `drkit-pipe-${live.pid}-test`);
+  mkdirSync(stale);
+  mkdirSync(kept);
+  t.teardown(() => rmSync(kept, { recursive: true, force: true }));
+  const p = await openPipe();
+  p.read.close();
+  p.write.close();
+  t.notOk(existsSync(stale), 'the dead process\'s directory is gone');
+  t.ok(existsSync(kept), 'a live process keeps its own');
+});
+

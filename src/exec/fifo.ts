@@ -2,7 +2,7 @@
 // time; the dump path instead hands each tool one end of a pipe as a plain blocking fd and moves the
 // bytes in worker threads (stream/pump.ts). Node cannot call pipe(2), so this is a named pipe that is
 // opened and at once unlinked: once open, nothing of it is left on disk, even after kill -9.
-import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { run } from './run.js';
@@ -25,8 +25,38 @@ export interface Pipe {
   write: OwnedFd;
 }
 
+const PREFIX = 'drkit-pipe-';
+
+/**
+ * Remove the directories of pipes whose process died before it could (kill -9 while mkfifo ran): the
+ * next run repairs what a crash left. The pid is part of the name; a live process keeps its own.
+ */
+function sweepDead(): void {
+  let names: string[];
+  try {
+    names = readdirSync(os.tmpdir());
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const pid = Number(n.slice(PREFIX.length).split('-')[0]);
+    if (!n.startsWith(PREFIX) || !Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    rmSync(path.join(os.tmpdir(), n), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export async function openPipe(): Promise<Pipe> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'drkit-pipe-')); // mode 0700
+  sweepDead();
+  const dir = mkdtempSync(path.join(os.tmpdir(), `${PREFIX}${process.pid}-`)); // mode 0700
   try {
     const p = path.join(dir, 'p');
     await run('mkfifo', ['-m', '600', p]);
