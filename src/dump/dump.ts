@@ -3,7 +3,7 @@
 // target blocks the pump's writes, a full pipe then blocks xfsdump, and memory stays one fixed ring.
 import type { Target, Upload } from '../target/target.js';
 import { checkDump, isMissingBase, startXfsdump, type DumpBase, type RunningDump } from '../exec/xfsdump.js';
-import { openPipe } from '../exec/fifo.js';
+import { openPipe, type Pipe } from '../exec/fifo.js';
 import { startPump, type Pump } from '../stream/pump.js';
 import type { ProgressLine } from './progress.js';
 
@@ -32,7 +32,7 @@ export async function dumpToTarget(target: Target, req: DumpRequest): Promise<Du
     activity: { bytes: () => pump?.bytesWritten() ?? 0, waiting: () => pump?.waitingOn('output') ?? false },
   });
   let dump: RunningDump | undefined;
-  let pipe: Awaited<ReturnType<typeof openPipe>> | undefined;
+  let pipe: Pipe | undefined;
   let ticker: NodeJS.Timeout | undefined;
   try {
     pipe = await openPipe();

@@ -3,7 +3,7 @@
 // download -> pump (copy + SHA-256) -> pipe -> xfsrestore.
 import type { Target } from '../target/target.js';
 import { dumpObject, type Manifest } from '../catalog/manifest.js';
-import { openPipe } from '../exec/fifo.js';
+import { openPipe, type Pipe } from '../exec/fifo.js';
 import { startXfsrestore, type RestoreMode, type RestoreReport, type RunningRestore } from '../exec/xfsrestore.js';
 import { startPump, type Pump } from '../stream/pump.js';
 
@@ -29,7 +29,7 @@ export async function readDumpInto(
   });
   const problems: string[] = [];
   let restore: RunningRestore | undefined;
-  let pipe: Awaited<ReturnType<typeof openPipe>> | undefined;
+  let pipe: Pipe | undefined;
   let ticker: NodeJS.Timeout | undefined;
   const stop = () => {
     pump?.cancel();

@@ -5,6 +5,7 @@
 import { closeSync, constants, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { processExists } from './pid.js';
 import { run } from './run.js';
 
 /** An fd we own: closed exactly once (a second close could hit an unrelated file that reused the number). */
@@ -40,17 +41,8 @@ function sweepDead(): void {
   }
   for (const n of names) {
     const pid = Number(n.slice(PREFIX.length).split('-')[0]);
-    if (!n.startsWith(PREFIX) || !Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    if (!n.startsWith(PREFIX) || !Number.isInteger(pid) || pid <= 0 || pid === process.pid || processExists(pid)) continue;
     rmSync(path.join(os.tmpdir(), n), { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

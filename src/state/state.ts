@@ -8,6 +8,7 @@
 // off than one that starts a new history (with no history a backup is due at once).
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { processExists } from '../exec/pid.js';
 
 export type RunStatus = 'running' | 'success' | 'failed' | 'crashed';
 
@@ -124,15 +125,6 @@ export function markCrashed(state: State, isAlive: (pid: number) => boolean = pr
     r.error = `the run (pid ${r.pid}) ended without recording a result: killed, crashed or the power failed`;
   }
   return crashed;
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 const STATUSES: readonly RunStatus[] = ['running', 'success', 'failed', 'crashed'];

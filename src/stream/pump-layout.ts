@@ -46,6 +46,7 @@ export function layout(shared: SharedArrayBuffer, slots: number, slotSize: numbe
   const counts = new BigInt64Array(shared, CTL_BYTES, 2);
   const lens = new Int32Array(shared, CTL_BYTES + COUNTER_BYTES, slots);
   const dataStart = CTL_BYTES + COUNTER_BYTES + 4 * slots;
-  const slot = (i: number) => Buffer.from(shared, dataStart + i * slotSize, slotSize);
+  /** One view per slot, made once. */
+  const slot = Array.from({ length: slots }, (_, i) => Buffer.from(shared, dataStart + i * slotSize, slotSize));
   return { ctl, counts, lens, slot };
 }

@@ -1,5 +1,5 @@
-// The three threads behind stream/pump.ts. Blocking reads and writes in loops: no event loop, no
-// per-chunk allocation, the kernel's own backpressure (a full pipe blocks its writer). Reading and
+// The three threads behind stream/pump.ts. Blocking reads and writes in loops: no event loop, the data
+// never leaves the shared ring, the kernel's own backpressure (a full pipe blocks its writer). Reading and
 // writing are separate threads so that neither waits for the other: with one thread, a slow consumer
 // (smbclient sending at network speed) would stall the producer (xfsdump) during every write.
 // Shared memory layout and protocol: see pump-layout.ts.
@@ -23,7 +23,7 @@ function readLoop(): void {
       if (head - Math.min(Atomics.load(ctl, CTL.WRITTEN), Atomics.load(ctl, CTL.HASHED)) < d.slots) break;
       Atomics.wait(ctl, CTL.FREED, seen, 1000);
     }
-    const buf = slot(head % d.slots);
+    const buf = slot[head % d.slots]!;
     // Fill the slot (a pipe gives at most its buffer, 64 KiB, per read), so writes are large.
     let n = 0;
     Atomics.store(ctl, CTL.IN_READ, 1);
@@ -58,7 +58,7 @@ function consume(cursor: number, each: (buf: Buffer) => void): void {
     }
     if (cancelled()) return;
     const i = tail % d.slots;
-    each(slot(i).subarray(0, lens[i]));
+    each(slot[i]!.subarray(0, lens[i]));
     tail++;
     Atomics.store(ctl, cursor, tail);
     Atomics.add(ctl, CTL.FREED, 1);
