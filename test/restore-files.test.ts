@@ -29,9 +29,13 @@ async function backedUpTree(t: T) {
   const users = path.join(sb.home.mnt, 'users');
   await populateTree(users);
   await runBackup(sb.cfg, { log: quietLogger() });
-  const target = await openTarget(sb.cfg.targets[sb.cfg.dump.target]!);
-  const { dumps } = await readCatalog(target, sb.cfg.host);
-  return { sb, users, target, chain: chainFor(dumps, dumps.at(-1)!.id), conf: await writeConfig(sb.cfg) };
+  return { sb, users, ...(await backedUpChain(sb.cfg)), conf: await writeConfig(sb.cfg) };
+}
+
+async function backedUpChain(cfg: Parameters<typeof runBackup>[0]) {
+  const target = await openTarget(cfg.targets[cfg.dump.target]!);
+  const { dumps } = await readCatalog(target, cfg.host);
+  return { target, chain: chainFor(dumps, dumps.at(-1)!.id) };
 }
 
 const stagingLeft = async (home: string) => readdir(path.join(home, STAGING_FOLDER)).catch(() => [] as string[]);
@@ -98,6 +102,10 @@ t.test('a destination without xattr and ACL support (ramfs): refused naming what
   t.match(refused.stderr, /add --allow-loss/);
   t.rejects(stat(to), 'nothing was restored there (the folder drkit made is gone again)');
   t.same(await stagingLeft(sb.home.mnt), [], 'no staging folder left');
+
+  // Staging itself must be XFS, or the loss would happen there unseen: a home that is not is refused.
+  const { target, chain } = await backedUpChain(sb.cfg);
+  await t.rejects(restoreFiles({ ...sb.cfg, paths: { ...sb.cfg.paths, home: mnt.dir } }, target, chain, ['users'], to), /stages on the home filesystem, and \S+ is not XFS/);
 
   const lossy = await runCli(['--config', conf, 'restore', '--files', 'users/xattr', 'users/acl', 'users/plain', '--to', to, '--allow-loss']);
   t.equal(lossy.code, 0, `--allow-loss: exit 0: ${lossy.stderr}`);
