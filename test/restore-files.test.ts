@@ -118,9 +118,14 @@ t.test('a destination without xattr and ACL support (ramfs): refused naming what
 
 t.test('staging: root-only, on the asked filesystem, removed after success, failure and SIGTERM', async (t) => {
   const fs = await makeLoopXfs(t);
+  // A default ACL on the filesystem's root must not reach what is restored into staging.
+  execFileSync('setfacl', ['-d', '-m', 'u:1001:rwx', fs.mnt]);
   let seen = '';
   const v = await withStaging({ on: fs.mnt }, async (s) => {
     seen = s.dir;
+    await writeFile(path.join(s.dir, 'acl-probe'), '');
+    t.equal(execFileSync('getfacl', ['-c', '-d', s.dir], { encoding: 'utf8' }), '', 'no default ACL inherited by the staging folder');
+    t.notMatch(execFileSync('getfacl', ['-c', path.join(s.dir, 'acl-probe')], { encoding: 'utf8' }), /user:1001/, 'a file created there gets no ACL entries');
     t.equal(path.dirname(s.dir), path.join(fs.mnt, STAGING_FOLDER));
     t.equal((await stat(path.dirname(s.dir))).mode & 0o777, 0o700, 'the staging parent is root-only');
     t.equal((await stat(s.dir)).mode & 0o777, 0o700, 'the staging folder is root-only');

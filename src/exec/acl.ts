@@ -5,3 +5,8 @@ import { run } from './run.js';
 export async function addAcl(file: string, entries: string, o: { default?: boolean } = {}): Promise<void> {
   await run('setfacl', [...(o.default ? ['-d'] : []), '-m', entries, '--', file]);
 }
+
+/** Remove `dir`'s default ACL and extended ACL entries (`setfacl -b -k`): what is created inside inherits nothing. */
+export async function clearAcl(dir: string): Promise<void> {
+  await run('setfacl', ['-b', '-k', '--', dir]);
+}
