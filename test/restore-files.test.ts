@@ -10,7 +10,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeSandbox } from './lib/sandbox.js';
 import { makeLoopFs, makeLoopXfs, requireTools, tmpDir } from './lib/loopfs.js';
-import { runCli, writeConfig } from './lib/cli.js';
+import { runCli, startCli, writeConfig } from './lib/cli.js';
 import { populateTree, compareTrees } from './lib/tree.js';
 import { runBackup } from '../src/pipeline/backup.js';
 import { readCatalog, chainFor } from '../src/catalog/catalog.js';
@@ -22,6 +22,7 @@ import { quietLogger } from '../src/report/log.js';
 requireTools({ xfsdump: 'xfsdump', xfsrestore: 'xfsdump', rsync: 'rsync', getfattr: 'attr', setfattr: 'attr', setfacl: 'acl', 'mkfs.ext4': 'e2fsprogs' });
 
 type T = Parameters<typeof makeSandbox>[0];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A sandbox whose home holds the demanding tree in users/, backed up once. */
 async function backedUpTree(t: T) {
@@ -114,6 +115,48 @@ t.test('a destination without xattr and ACL support (ramfs): refused naming what
   const diffs = await compareTrees(users, path.join(to, 'users'), { ignore: [...(await readdir(users)).filter((n) => !['xattr', 'acl', 'plain'].includes(n))] });
   t.ok(diffs.length > 0, 'the attributes are indeed missing');
   t.same(diffs.filter((d) => !/(ACL|xattr \S+): /.test(d)), [], 'only ACLs and xattrs differ');
+});
+
+t.test('drkit restore --files killed with -9 leaves its staging folder, which the next run removes; SIGTERM cleans up at once', async (t) => {
+  const sb = await makeSandbox(t, { homeSizeMiB: 1024, systemCopy: false, verify: 'never' });
+  await mkdir(path.join(sb.home.mnt, 'big'));
+  for (let i = 0; i < 6; i++) execFileSync('dd', ['if=/dev/urandom', `of=${path.join(sb.home.mnt, 'big', `f${i}`)}`, 'bs=1M', 'count=50', 'status=none']);
+  await runBackup(sb.cfg, { log: quietLogger() });
+  const conf = await writeConfig(sb.cfg);
+  const to = path.join(sb.work, 'restored');
+  const base = path.join(sb.home.mnt, STAGING_FOLDER);
+  /** Start a restore and wait until data arrives in its staging folder. */
+  const started = async (not?: string) => {
+    const run = startCli(['--config', conf, 'restore', '--files', 'big', '--to', to]);
+    t.teardown(() => run.child.kill('SIGKILL'));
+    const landed = async () => {
+      for (const d of await readdir(base).catch(() => [] as string[])) {
+        if (path.join(base, d) === not) continue;
+        const files = await readdir(path.join(base, d, 'big')).catch(() => [] as string[]);
+        if (files.length) return path.join(base, d);
+      }
+      return undefined;
+    };
+    for (let i = 0; i < 600 && !(await landed()); i++) await sleep(50);
+    const dir = await landed();
+    t.ok(dir, 'the restore is writing into its staging folder');
+    return { run, dir: dir! };
+  };
+
+  const first = await started();
+  first.run.child.kill('SIGKILL');
+  await first.run.result;
+  await sleep(1000); // xfsrestore sees the end of its input and exits
+  t.ok((await stat(first.dir)).isDirectory(), 'kill -9: the staging folder is left behind');
+
+  const second = await started(first.dir);
+  await t.rejects(stat(first.dir), 'the next run removed the dead run\'s folder');
+  second.run.child.kill('SIGTERM');
+  const r = await second.run.result;
+  t.equal(r.code, 1, 'SIGTERM: exit 1');
+  t.match(r.stderr, /interrupted by SIGTERM/);
+  t.same(await readdir(base), [], 'no staging folder left');
+  t.same(await readdir(to), [], 'and nothing in the destination (the folder the killed run made is empty)');
 });
 
 t.test('staging: root-only, on the asked filesystem, removed after success, failure and SIGTERM', async (t) => {
