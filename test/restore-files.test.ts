@@ -198,6 +198,9 @@ t.test('staging: root-only, on the asked filesystem, removed after success, fail
   }).catch((e: Error) => e);
   t.match((err as Error).message, /interrupted by SIGTERM/);
   await t.rejects(stat(seen), 'removed after SIGTERM');
+  // A service that handles its signals itself: no listener of ours (which would keep Node from exiting).
+  const before = process.listenerCount('SIGTERM');
+  await withStaging({ on: fs.mnt, catchSignals: false }, async () => t.equal(process.listenerCount('SIGTERM'), before, 'catchSignals: false adds no SIGTERM listener'));
   t.same(await readdir(path.join(fs.mnt, STAGING_FOLDER)), []);
 });
 

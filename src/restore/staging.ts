@@ -27,6 +27,12 @@ export interface StagingOptions {
   reserveBytes?: number;
   /** The caller's stop. */
   signal?: AbortSignal;
+  /**
+   * Stop the work and clean up on SIGTERM/SIGINT (default true: a command that runs once and then exits).
+   * A long-running service that handles these signals itself passes false and aborts `signal` instead:
+   * while a listener of ours is installed, Node would not end the process on them.
+   */
+  catchSignals?: boolean;
 }
 
 export interface Staging {
@@ -61,14 +67,18 @@ export async function withStaging<T>(o: StagingOptions, work: (s: Staging) => Pr
   const free = await freeBytes(base);
   if (free < reserve) throw new StagingError(`cannot stage on ${o.on}: ${human(free)} free, and ${human(reserve)} must stay free for the live data there`);
 
+  const dir = path.join(base, `${process.pid}-${await processStart(process.pid)}-${randomBytes(4).toString('hex')}`);
+  const catchSignals = o.catchSignals ?? true;
   const stop = new AbortController();
   const abort = (why: Error) => {
     if (!stop.signal.aborted) stop.abort(why);
   };
   const onSignal = (sig: NodeJS.Signals) => abort(new Error(`interrupted by ${sig}`));
   const onCallerAbort = () => abort(o.signal!.reason instanceof Error ? o.signal!.reason : new Error('stopped'));
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  if (catchSignals) {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
   o.signal?.addEventListener('abort', onCallerAbort, { once: true });
   const watch = setInterval(() => {
     freeBytes(base).then(
@@ -79,7 +89,6 @@ export async function withStaging<T>(o: StagingOptions, work: (s: Staging) => Pr
     );
   }, WATCH_MS);
 
-  const dir = path.join(base, `${process.pid}-${await processStart(process.pid)}-${randomBytes(4).toString('hex')}`);
   try {
     await mkdir(dir, { mode: 0o700 });
     // A default ACL on home would be inherited, and restored files would carry entries the dump does not have.
