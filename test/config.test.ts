@@ -5,7 +5,7 @@ import t from 'tap';
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, configPath, configWarnings, loadConfig, parseConfig } from '../src/config/load.js';
+import { ConfigError, configPath, configWarnings, loadConfig, parseConfig, NOTIFY_DEFAULTS, DRILL_DEFAULTS } from '../src/config/load.js';
 import { formatConfig, renderIni } from '../src/config/print.js';
 import type { Config } from '../src/config/types.js';
 import { tmpDir } from './lib/loopfs.js';
@@ -106,6 +106,8 @@ t.test('the shipped example parses into the expected Config', async (t) => {
     modules: { timeoutSec: 1800, optional: ['svn', 'ldap'], disabled: ['mariadb'] },
     report: { syslog: true, mailTo: ['root@localhost', 'ops@example.com'], mailFrom: 'drkit@appliance1' },
     restore: { services: ['postfix', 'dovecot', 'postgresql'], homeDevice: '/dev/sdb1', drbd: false },
+    notify: { ...NOTIFY_DEFAULTS },
+    drill: { ...DRILL_DEFAULTS },
   };
   t.strictSame(cfg, expected);
 });
@@ -135,6 +137,8 @@ t.test('defaults: a schedule and one target are enough', async (t) => {
     modules: { timeoutSec: 1800, optional: [], disabled: [] },
     report: { syslog: true, mailTo: [], mailFrom: 'drkit@box1' },
     restore: { services: [], homeDevice: undefined, drbd: false },
+    notify: { ...NOTIFY_DEFAULTS },
+    drill: { ...DRILL_DEFAULTS },
   } satisfies Config);
   t.equal(parseConfig(MINIMAL, FILE).host, os.hostname(), 'host defaults to the machine name');
   const moved = parseConfig(`${MINIMAL}[paths]\nhome = /srv/home/\n`, FILE, { hostname: 'box1' });
@@ -422,6 +426,8 @@ t.test('the config that the CLI tests write (test/lib/cli.ts) loads to the Confi
     modules: { timeoutSec: 60, optional: ['slow'], disabled: [] },
     report: { syslog: false, mailTo: [], mailFrom: 'drkit@sandbox1' },
     restore: { services: [], homeDevice: undefined, drbd: false },
+    notify: { ...NOTIFY_DEFAULTS },
+    drill: { ...DRILL_DEFAULTS },
   };
   const file = await writeConfig(cfg);
   t.strictSame(await loadConfig(file), cfg);

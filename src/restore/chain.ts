@@ -5,6 +5,7 @@ import type { Target } from '../target/target.js';
 import type { Manifest } from '../catalog/manifest.js';
 import { readDumpInto } from '../dump/read.js';
 import type { ProgressLine } from '../dump/progress.js';
+import type { RestoreReport } from '../exec/xfsrestore.js';
 
 export interface ChainRestoreOptions {
   dest: string;
@@ -21,7 +22,14 @@ export class RestoreLevelError extends Error {
   override name = 'RestoreLevelError';
 }
 
-export async function restoreChain(target: Target, chain: Manifest[], o: ChainRestoreOptions): Promise<void> {
+/** What xfsrestore said about each level, full dump first (the drill compares the last with the restored tree). */
+export interface ChainRestoreResult {
+  reports: (RestoreReport | undefined)[];
+  bytes: number;
+}
+
+export async function restoreChain(target: Target, chain: Manifest[], o: ChainRestoreOptions): Promise<ChainRestoreResult> {
+  const result: ChainRestoreResult = { reports: [], bytes: 0 };
   for (const [i, m] of chain.entries()) {
     o.onLevel?.(m, i);
     const progress = o.progress?.(m);
@@ -31,7 +39,10 @@ export async function restoreChain(target: Target, chain: Manifest[], o: ChainRe
       onBytes: progress ? (b) => progress.update(b, (100 * b) / Math.max(1, m.bytes)) : undefined,
     }).finally(() => progress?.done());
     if (r.problems.length) throw new RestoreLevelError(`restoring ${m.id} (level ${m.level}, ${i + 1} of ${chain.length}): ${r.problems.join('; ')}`);
+    result.reports.push(r.report);
+    result.bytes += r.bytes;
   }
   // xfsrestore's bookkeeping between levels; not part of the restored data.
   await rm(path.join(o.dest, 'xfsrestorehousekeepingdir'), { recursive: true, force: true });
+  return result;
 }

@@ -31,3 +31,17 @@ export async function viewDue(cfg: Config, now: Date): Promise<DueView> {
   const decision = decideDue({ cron: compileCron(cfg.schedule.cron), retryPerDay: cfg.schedule.retryPerDay, history, now });
   return { history, decision, ...(stateProblem ? { stateProblem } : {}) };
 }
+
+/**
+ * Is a restore drill due? [drill] cron names the times; a drill is due once a scheduled time has passed
+ * since the start of the last drill, whatever its outcome (a failed drill alerts; it is not retried
+ * every hour). Never due without a [drill] cron, nor while one is recorded as running.
+ */
+export function drillDue(cron: string | undefined, drills: readonly { start: string; status: string }[], now: Date): { due: boolean; scheduledAt?: Date } {
+  if (!cron) return { due: false };
+  const at = compileCron(cron).previousFire(now);
+  if (!at) return { due: false };
+  const last = drills.filter((d) => Date.parse(d.start) <= now.getTime()).at(-1);
+  if (last?.status === 'running') return { due: false };
+  return { due: !last || Date.parse(last.start) < at.getTime(), scheduledAt: at };
+}
