@@ -48,7 +48,11 @@ async function cronStaleCheck(cfg: Config, g: GlobalOptions, now: Date, history:
   try {
     const { checkStale } = await import('../report/alerts.js');
     const sent = await checkStale(cfg, history, now, log);
-    if (sent) log.warn(`stale-backup alert sent: ${sent}`);
+    if (sent) {
+      log.warn(`stale-backup alert sent: ${sent}`);
+      const { publish } = await import('../report/notify.js');
+      await publish(cfg, now, log);
+    }
   } finally {
     await log.close();
   }
