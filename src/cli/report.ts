@@ -1,6 +1,6 @@
 // `drkit report`: the daily report, printed and mailed to [report] mail_to; `--json` for machines.
 // Runs since the previous report are counted from the time recorded by that report.
-import { statfs } from 'node:fs/promises';
+import { access, statfs } from 'node:fs/promises';
 import type { GlobalOptions } from './context.js';
 import { commandLogger, loadConfigOrExit } from './context.js';
 import { parseNow } from './backup.js';
@@ -55,10 +55,18 @@ async function diskFacts(cfg: Config): Promise<DiskFacts> {
   }
   for (const [key, dir] of [['spoolBytes', cfg.paths.spool], ['systemCopyBytes', cfg.paths.systemCopy]] as const) {
     try {
-      d[key] = await diskUsage(dir);
+      // A folder that is not there (no module ran yet, system copy disabled) holds nothing.
+      d[key] = (await exists(dir)) ? await diskUsage(dir) : 0;
     } catch (err) {
       d.errors.push(`${dir}: ${(err as Error).message.split('\n')[0]}`);
     }
   }
   return d;
+}
+
+async function exists(p: string): Promise<boolean> {
+  return access(p).then(
+    () => true,
+    () => false,
+  );
 }

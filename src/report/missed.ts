@@ -23,7 +23,10 @@ export function missedBackups(cron: CompiledCron, history: readonly RunRecord[],
     .filter((r) => r.start <= now.getTime())
     .sort((a, b) => a.start - b.start);
   const out: Missed[] = [];
-  let t = since;
+  // Before the first recorded run drkit was not installed (or its history was reset): nothing was owed.
+  const first = runs[0];
+  if (!first) return out;
+  let t = new Date(Math.max(since.getTime(), first.start));
   for (let i = 0; i < MAX_FIRES; i++) {
     const at = cron.nextFire(t);
     // Only scheduled times whose hour is over can be judged.

@@ -16,6 +16,8 @@ export interface ChainRestoreOptions {
   signal?: AbortSignal;
   progress?: (m: Manifest) => ProgressLine | undefined;
   onLevel?: (m: Manifest, index: number) => void;
+  /** After each level, before the next (the restore drill counts the tree the full dump made). */
+  afterLevel?: (m: Manifest, index: number, report: RestoreReport | undefined) => Promise<void>;
 }
 
 export class RestoreLevelError extends Error {
@@ -41,6 +43,7 @@ export async function restoreChain(target: Target, chain: Manifest[], o: ChainRe
     if (r.problems.length) throw new RestoreLevelError(`restoring ${m.id} (level ${m.level}, ${i + 1} of ${chain.length}): ${r.problems.join('; ')}`);
     result.reports.push(r.report);
     result.bytes += r.bytes;
+    await o.afterLevel?.(m, i, r.report);
   }
   // xfsrestore's bookkeeping between levels; not part of the restored data.
   await rm(path.join(o.dest, 'xfsrestorehousekeepingdir'), { recursive: true, force: true });

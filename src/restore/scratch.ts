@@ -40,7 +40,7 @@ export async function removeScratch(dir: string, host: string, log?: Logger): Pr
   const table = await mounts();
   // Deepest first, in case something was mounted below (nothing should be).
   for (const m of table.filter((x) => x.target === mnt || x.target.startsWith(`${mnt}/`)).reverse()) {
-    await umount(m.target);
+    await umountPatiently(m.target);
     done.push(`unmounted ${m.target}`);
   }
   for (const dev of await loopsOf(image).catch(() => [] as string[])) {
@@ -80,4 +80,19 @@ export async function createScratch(dir: string, host: string, sizeBytes: number
   await mkdir(mnt, { mode: 0o700 });
   await mount(dev, mnt, 'xfs');
   return { image, dev, mnt, sizeBytes };
+}
+
+/**
+ * After a kill -9 the killed drill's xfsrestore may still be finishing on the scratch filesystem (its
+ * input pipe just closed): "target is busy" is retried for a while before it counts.
+ */
+async function umountPatiently(mnt: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await umount(mnt);
+    } catch (err) {
+      if (attempt >= 30 || !/busy/i.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
