@@ -233,7 +233,9 @@ t.test('missed backups after a simulated power-off are reported, and the report 
   t.match(mails[0]!.body, /missed   .*, caught up /);
 
   // The next report starts where this one ended: the missed times are not reported twice.
-  const again = await runCli(['--config', cfg.file, 'report', '--json', '--no-mail', '--now', local(8, 12).toISOString()], w.env);
+  const look = await runCli(['--config', cfg.file, 'report', '--json', '--no-mail', '--now', local(7, 13).toISOString()], w.env);
+  t.equal(JSON.parse(look.stdout).runs.missed.length, 4, 'a look with --no-mail does not start a new period');
+  const again = await runCli(['--config', cfg.file, 'report', '--json', '--now', local(8, 12).toISOString()], w.env);
   const rep2 = JSON.parse(again.stdout);
   t.same(rep2.runs.missed.map((m: { at: string }) => m.at), [local(8, 2).toISOString()], 'only the 8th, which had no run');
 });

@@ -33,10 +33,13 @@ export async function reportCommand(g: GlobalOptions, o: ReportCliOptions): Prom
       const { tell } = await import('../report/alerts.js');
       if (!(await tell(cfg, log).mail(reportSubject(report), text))) process.stderr.write(`drkit: the report could not be mailed (see ${cfg.paths.logDir}/drkit.log)\n`);
     }
-    const { updateReportState } = await import('../state/report-state.js');
-    await updateReportState(cfg.paths.state, (s) => {
-      s.lastReportAt = now.toISOString();
-    });
+    // The daily report starts a new period; a look with --no-mail does not take runs away from it.
+    if (o.mail) {
+      const { updateReportState } = await import('../state/report-state.js');
+      await updateReportState(cfg.paths.state, (s) => {
+        s.lastReportAt = now.toISOString();
+      });
+    }
     const { publish } = await import('../report/notify.js');
     await publish(cfg, now, log);
   } finally {
