@@ -199,6 +199,7 @@ t.test('SIGTERM stops a drill and cleans up; after kill -9 the next drill remove
   const rc = await box.cli('drill');
   t.equal(rc.code, 0, `exit 0${rc.code ? `: ${rc.stderr}` : ''}`);
   t.same(leftovers(box.scratch), [], 'the next drill removed the leftovers and its own scratch');
+  t.comment(`measured: ${rc.stdout.trim().split('\n').at(-1)}`);
   const rs = await readReportState(reportStateFile(sb.cfg.paths.state));
   t.same(rs.drills.map((x) => x.status), ['failed', 'crashed', 'success'], 'SIGTERM failed, kill -9 crashed, then a pass');
   t.match(await readFile(path.join(sb.cfg.paths.logDir, 'drkit.log'), 'utf8'), /drill scratch: unmounted /);

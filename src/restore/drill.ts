@@ -63,8 +63,9 @@ export async function runDrill(cfg: Config, o: { log: Logger; signal?: AbortSign
 
   // Leftovers of a drill that was killed: we hold the run lock, so nobody else uses them.
   await removeScratch(cfg.drill.scratch, cfg.host, log);
-  const scratch = await createScratch(cfg.drill.scratch, cfg.host, scratchSize(dumpBytes), log);
   try {
+    // Inside the try: a failure half way (mkfs, mount) leaves nothing behind either.
+    const scratch = await createScratch(cfg.drill.scratch, cfg.host, scratchSize(dumpBytes), log);
     signal?.throwIfAborted();
     const started = process.hrtime.bigint();
     let restored;

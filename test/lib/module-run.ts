@@ -86,6 +86,15 @@ export async function restoreModule(host: ModuleHost, name: string): Promise<Mod
   return { exitCode: r.exitCode, log: lines.join('\n') };
 }
 
+/** NAME.check run on a spool (default <spool>/NAME), as the restore drill does on a restored copy. */
+export async function checkModule(host: ModuleHost, name: string, spoolDir = path.join(host.spool, name)): Promise<ModuleRun & { exitCode: number | undefined }> {
+  const mod = (await findModules([MODULES_DIR], 'check')).find((m) => m.name === name);
+  if (!mod) throw new Error(`no executable ${name}.check in ${MODULES_DIR}`);
+  const lines: string[] = [];
+  const r = await runModuleScript(hostConfig(host), mod, spoolDir, collectingLogger(lines));
+  return { exitCode: r.exitCode, log: lines.join('\n') };
+}
+
 /** Write <etc>/modules.d/NAME.conf (owned by root, mode 0600 unless told otherwise). */
 export async function writeModuleConf(host: ModuleHost, name: string, text: string, mode = 0o600): Promise<void> {
   const dir = path.join(host.etc, 'modules.d');
