@@ -5,7 +5,7 @@
 import t from 'tap';
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { makeSandbox, type Sandbox } from './lib/sandbox.js';
+import { makeSandbox } from './lib/sandbox.js';
 import { runCli, writeConfig } from './lib/cli.js';
 import { FACILITY, SEVERITY, parsePrometheus, startMailSink, startSyslogSink, xmlCheck, xpath, type MailSink, type PromSample, type SyslogSink } from './lib/sinks.js';
 import { tmpDir } from './lib/loopfs.js';

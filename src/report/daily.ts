@@ -3,7 +3,6 @@
 // client: warnings at the top, one line each.
 import type { Config } from '../config/types.js';
 import type { Manifest } from '../catalog/manifest.js';
-import type { RunRecord } from '../state/state.js';
 import type { DrillRecord } from '../state/report-state.js';
 import { compileCron } from '../schedule/cronexpr.js';
 import { missedBackups } from './missed.js';
