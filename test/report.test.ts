@@ -7,7 +7,7 @@ import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { makeSandbox } from './lib/sandbox.js';
 import { runCli, writeConfig } from './lib/cli.js';
-import { FACILITY, SEVERITY, parsePrometheus, startMailSink, startSyslogSink, xmlCheck, xpath, type MailSink, type PromSample, type SyslogSink } from './lib/sinks.js';
+import { FACILITY, SEVERITY, freePort, parsePrometheus, startMailSink, startSyslogSink, xmlCheck, xpath, type MailSink, type PromSample, type SyslogSink } from './lib/sinks.js';
 import { tmpDir } from './lib/loopfs.js';
 import { NOTIFY_DEFAULTS, DRILL_DEFAULTS } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
@@ -128,6 +128,15 @@ t.test('stale backup: the hourly cron alerts once, a success clears it with a re
   const cli = (...args: string[]) => runCli(['--config', sb.cfg.file, ...args], w.env);
   const at = (h: number) => new Date(now + h * 3600e3).toISOString();
 
+  // The MTA is down at first (msmtp pointed at a port nobody listens on): the alert is not recorded as
+  // sent, so the next hourly call tries again.
+  const down = path.join(sb.work, 'mta-down');
+  await mkdir(down);
+  await writeFile(path.join(down, '.msmtprc'), `account default\nhost 127.0.0.1\nport ${await freePort()}\nfrom drkit@sandbox1\nauth off\ntls off\n`, { mode: 0o600 });
+  const c0 = await runCli(['--config', sb.cfg.file, 'cron', '--now', at(-1)], { HOME: down });
+  t.equal(c0.code, 0, `exit 0${c0.code ? `: ${c0.stderr}` : ''}`);
+  t.match(await readFile(path.join(sb.cfg.paths.logDir, 'drkit.log'), 'utf8'), /WARN .*mail to ops@example\.com: /, 'the failed delivery is logged');
+  t.equal((await w.mail.mails()).length, 0);
   const c1 = await cli('cron', '--now', at(0));
   t.equal(c1.code, 0, `exit 0${c1.code ? `: ${c1.stderr}` : ''}`);
   t.equal(c1.stdout + c1.stderr, '', 'cron prints nothing (cron would mail it)');

@@ -6,7 +6,7 @@
 import type { Config } from '../config/types.js';
 import type { RunRecord } from '../state/state.js';
 import type { DrillRecord } from '../state/report-state.js';
-import { updateReportState, type AlertKind, type OpenAlert } from '../state/report-state.js';
+import { readReportState, reportStateFile, updateReportState, type AlertKind, type OpenAlert } from '../state/report-state.js';
 import type { Logger } from './log.js';
 import { syslog } from '../exec/logger.js';
 import { sendMail } from '../exec/sendmail.js';
@@ -81,16 +81,11 @@ export async function checkStale(cfg: Config, history: readonly RunRecord[], now
   const line = ok
     ? `no successful backup for ${hours(age)} (last success ${new Date(since).toISOString()}, limit ${hours(cfg.notify.staleAfterSec * 1000)})`
     : `no successful backup ever, first run ${new Date(since).toISOString()} (${hours(age)} ago)`;
-  let opened = false;
-  await updateReportState(cfg.paths.state, (s) => {
-    if (s.alerts.stale) return;
-    s.alerts.stale = { since: new Date(since).toISOString(), sentAt: now.toISOString(), detail: line };
-    opened = true;
-  });
-  if (!opened) return undefined;
+  const file = reportStateFile(cfg.paths.state);
+  if ((await readReportState(file)).alerts.stale) return undefined; // sent already; a success closes it
   const t = tell(cfg, log);
   await t.syslog('warning', `STALE: ${line}`);
-  await t.mail(
+  const mailed = await t.mail(
     `STALE backup: ${line}`,
     [
       `STALE backup: ${line}`,
@@ -102,6 +97,11 @@ export async function checkStale(cfg: Config, history: readonly RunRecord[], now
       `Details: drkit status, drkit report, ${cfg.paths.logDir}/drkit.log`,
     ].join('\n'),
   );
+  // Undelivered (the MTA is down): not recorded, so the next hourly call tries again.
+  if (!mailed && cfg.report.mailTo.length) return undefined;
+  await updateReportState(cfg.paths.state, (s) => {
+    s.alerts.stale ??= { since: new Date(since).toISOString(), sentAt: now.toISOString(), detail: line };
+  });
   return line;
 }
 
