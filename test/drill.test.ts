@@ -152,6 +152,9 @@ t.test('a drill restores the newest chain and checks it; a flipped byte fails it
   t.equal(v('drkit_alert_open', { kind: 'drill' }), 1);
   const rep = await box.cli('report', '--no-mail');
   t.match(rep.stdout, /! last restore drill failed .*SHA-256/, 'the report warns');
+  const st = await box.cli('status');
+  t.match(st.stdout, /^last drill: +\S+ failed: restore: .*SHA-256/m, 'status shows the failed drill');
+  t.match(st.stdout, /^alert: +drill since /m, 'and the open alert');
 
   await flipByte(file, 5000); // repaired
   const good = await box.cli('drill');

@@ -250,3 +250,19 @@ t.test('missed backups after a simulated power-off are reported, and the report 
   t.same(rep2.runs.missed.map((m: { at: string }) => m.at), [local(8, 2).toISOString()], 'only the 8th, which had no run');
   t.equal((await w.mail.waitFor(2)).length, 2, 'the --no-mail look mailed nothing');
 });
+
+t.test('drill schedule: due once per scheduled time; a crashed drill is due again at once; never while one runs', async (t) => {
+  const { drillDue } = await import('../src/schedule/decide.js');
+  const cron = '0 4 * * 0'; // Sundays 04:00
+  const sun = new Date(2026, 10, 29, 4, 0); // a Sunday
+  const at = (d: Date, h: number) => new Date(d.getTime() + h * 3600e3);
+  const drill = (start: Date, status: string, pid = 1) => ({ start: start.toISOString(), status, pid });
+  t.same(drillDue(undefined, [], sun, undefined), { due: false }, 'no [drill] cron: never');
+  t.equal(drillDue(cron, [], at(sun, 1), undefined).due, true, 'never drilled: due after the first scheduled time');
+  t.equal(drillDue(cron, [drill(at(sun, 0.3), 'success')], at(sun, 5), undefined).due, false, 'done for this Sunday');
+  t.equal(drillDue(cron, [drill(at(sun, 0.3), 'failed')], at(sun, 5), undefined).due, false, 'a failed drill is not retried hourly');
+  t.equal(drillDue(cron, [drill(at(sun, 0.3), 'failed')], at(sun, 7 * 24 + 1), undefined).due, true, 'next Sunday');
+  t.equal(drillDue(cron, [drill(at(sun, 0.3), 'running', 42)], at(sun, 1), 42).due, false, 'running (holds the lock)');
+  t.equal(drillDue(cron, [drill(at(sun, 0.3), 'running', 42)], at(sun, 1), undefined).due, true, 'recorded as running but dead: due, to clean up');
+  t.equal(drillDue(cron, [drill(at(sun, 0.3), 'crashed')], at(sun, 1), undefined).due, true, 'crashed: due again');
+});

@@ -63,8 +63,9 @@ async function cronDrill(cfg: Config, g: GlobalOptions, now: Date, fixedNow: boo
   const { drillDue } = await import('../schedule/decide.js');
   const { readReportState, reportStateFile } = await import('../state/report-state.js');
   const { drills } = await readReportState(reportStateFile(cfg.paths.state));
-  if (!drillDue(cfg.drill.cron, drills, now).due) return;
-  const { LockBusyError } = await import('../state/lock.js');
+  const { LockBusyError, liveLockOwner } = await import('../state/lock.js');
+  const holder = await liveLockOwner(cfg.paths.lock);
+  if (!drillDue(cfg.drill.cron, drills, now, holder?.pid).due) return;
   const log = commandLogger(cfg, { ...g, quiet: !g.verbose }, 'cron');
   try {
     const { drillRun } = await import('../pipeline/drill-run.js');
