@@ -71,6 +71,27 @@ program
   });
 
 program
+  .command('report')
+  .description('the daily report: per target last success, dumps, trend, free space; runs, failures and missed backups since the last report; disk usage; modules; drill. Mailed to [report] mail_to')
+  .option('--json', 'machine-readable output')
+  .option('--no-mail', 'print only, do not mail')
+  .option('--now <iso-time>', 'pretend the clock says this (testing)')
+  .action(async (o: import('./cli/report.js').ReportCliOptions) => {
+    const { reportCommand } = await import('./cli/report.js');
+    return reportCommand(globals(), o);
+  });
+
+program
+  .command('drill')
+  .description('restore drill: restore the newest chain into a scratch XFS and check it (entries, bytes, checksums, module checks); records throughput and time to restore')
+  .option('--json', 'machine-readable output')
+  .option('--now <iso-time>', 'pretend the clock says this (testing)')
+  .action(async (o: import('./cli/drill.js').DrillCliOptions) => {
+    const { drillCommand } = await import('./cli/drill.js');
+    return drillCommand(globals(), o);
+  });
+
+program
   .command('restore')
   .description('full restore of the home filesystem (reformats it!), or with --files single files into a new directory')
   .option('-f, --from <target>', 'target to restore from (default: the dump target)')

@@ -5,7 +5,7 @@ import t from 'tap';
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, configPath, configWarnings, loadConfig, parseConfig } from '../src/config/load.js';
+import { ConfigError, configPath, configWarnings, loadConfig, parseConfig, NOTIFY_DEFAULTS, DRILL_DEFAULTS } from '../src/config/load.js';
 import { formatConfig, renderIni } from '../src/config/print.js';
 import type { Config } from '../src/config/types.js';
 import { tmpDir } from './lib/loopfs.js';
@@ -106,6 +106,8 @@ t.test('the shipped example parses into the expected Config', async (t) => {
     modules: { timeoutSec: 1800, optional: ['svn', 'ldap'], disabled: ['mariadb'] },
     report: { syslog: true, mailTo: ['root@localhost', 'ops@example.com'], mailFrom: 'drkit@appliance1' },
     restore: { services: ['postfix', 'dovecot', 'postgresql'], homeDevice: '/dev/sdb1', drbd: false },
+    notify: { ...NOTIFY_DEFAULTS, metrics: '/var/lib/prometheus/node-exporter/drkit.prom' },
+    drill: { ...DRILL_DEFAULTS, cron: '0 4 * * sun' },
   };
   t.strictSame(cfg, expected);
 });
@@ -135,6 +137,8 @@ t.test('defaults: a schedule and one target are enough', async (t) => {
     modules: { timeoutSec: 1800, optional: [], disabled: [] },
     report: { syslog: true, mailTo: [], mailFrom: 'drkit@box1' },
     restore: { services: [], homeDevice: undefined, drbd: false },
+    notify: { ...NOTIFY_DEFAULTS },
+    drill: { ...DRILL_DEFAULTS },
   } satisfies Config);
   t.equal(parseConfig(MINIMAL, FILE).host, os.hostname(), 'host defaults to the machine name');
   const moved = parseConfig(`${MINIMAL}[paths]\nhome = /srv/home/\n`, FILE, { hostname: 'box1' });
@@ -254,6 +258,12 @@ const MISTAKES: [name: string, text: string, section: string | undefined, key: s
   ['bad module name', `${MINIMAL}[modules]\noptional = svn, Post Gres\n`, 'modules', 'optional', /has "Post Gres", which is not a module name/],
   ['mail address that looks like an option', `${MINIMAL}[report]\nmail_to = -oi\n`, 'report', 'mail_to', /"-oi" is not a mail address; expected a comma-separated list of mail addresses/],
   ['service name that looks like an option', `${MINIMAL}[restore]\nservices = --now\n`, 'restore', 'services', /"--now" is not a service name/],
+  ['relative sendmail', `${MINIMAL}[report]\nsendmail = sendmail\n`, 'report', 'sendmail', /"sendmail" is not an absolute path; expected an absolute path \(default \/usr\/sbin\/sendmail\)/],
+  ['unknown syslog facility', `${MINIMAL}[report]\nsyslog_facility = local9\n`, 'report', 'syslog_facility', /"local9" is not allowed .*; expected one of: daemon, user, local0/],
+  ['stale_after too short', `${MINIMAL}[report]\nstale_after = 30m\n`, 'report', 'stale_after', /"30m" is out of range \(1800 seconds\); expected seconds from 3600/],
+  ['full_percent over 100', `${MINIMAL}[report]\nfull_percent = 101\n`, 'report', 'full_percent', /is out of range; expected a whole number from 1 to 100/],
+  ['bad drill schedule', `${MINIMAL}[drill]\ncron = 0 4 * *\n`, 'drill', 'cron', /"0 4 \* \*" is not a cron expression \(4 fields\)/],
+  ['drill scratch inside home', `${MINIMAL}[drill]\nscratch = /home/scratch\n`, 'drill', 'scratch', /"\/home\/scratch" overlaps home \(\/home\); expected a folder on another filesystem/],
 ];
 
 t.test('every mistake is a ConfigError naming the file, section, key and what is expected', async (t) => {
@@ -267,6 +277,26 @@ t.test('every mistake is a ConfigError naming the file, section, key and what is
     t.match(err.message, /^\/etc\/drkit\/drkit\.conf: /, `${name}: names the file`);
     t.match(err.message, /expected|did you mean|use spool/, `${name}: says what is expected`);
   }
+});
+
+t.test('report, alert, metrics, feed and drill keys', async (t) => {
+  const cfg = parseConfig(
+    `${MINIMAL}[report]\nsendmail = /usr/bin/msmtp\nsyslog_facility = local3\nsyslog_tag = drkit-a1\nsyslog_socket = /run/log.sock\nstale_after = 48h\nfull_percent = 85\nmetrics = /var/lib/prometheus/node-exporter/drkit.prom\nfeed = /var/www/html/drkit.atom\n[drill]\ncron = 0 4 * * sun\nscratch = /srv/scratch\n`,
+    FILE,
+    { hostname: 'box1' },
+  );
+  t.strictSame(cfg.notify, {
+    sendmail: '/usr/bin/msmtp',
+    syslogFacility: 'local3',
+    syslogTag: 'drkit-a1',
+    syslogSocket: '/run/log.sock',
+    staleAfterSec: 48 * 3600,
+    fullPercent: 85,
+    metrics: '/var/lib/prometheus/node-exporter/drkit.prom',
+    feed: '/var/www/html/drkit.atom',
+  });
+  t.strictSame(cfg.drill, { cron: '0 4 * * sun', scratch: '/srv/scratch' });
+  t.strictSame(parseConfig(formatConfig(cfg), FILE, { hostname: 'box1' }), cfg, 'printed and read back the same');
 });
 
 t.test('a password in an smb url is refused without being repeated', async (t) => {
@@ -422,6 +452,8 @@ t.test('the config that the CLI tests write (test/lib/cli.ts) loads to the Confi
     modules: { timeoutSec: 60, optional: ['slow'], disabled: [] },
     report: { syslog: false, mailTo: [], mailFrom: 'drkit@sandbox1' },
     restore: { services: [], homeDevice: undefined, drbd: false },
+    notify: { ...NOTIFY_DEFAULTS },
+    drill: { ...DRILL_DEFAULTS },
   };
   const file = await writeConfig(cfg);
   t.strictSame(await loadConfig(file), cfg);

@@ -2,6 +2,7 @@
 // the devices, the real initramfs-tools hooks build an initramfs tree from what it installed, and the boot
 // script runs in there under busybox sh (chroot, private mount namespace), against "root", "boot" and
 // "home" filesystems whose home holds a system copy made by drkit's real system copy.
+import { NOTIFY_DEFAULTS, DRILL_DEFAULTS } from '../src/config/load.js';
 import t from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { access, lstat, mkdir, readFile, readdir, rename, rm, stat, writeFile, open } from 'node:fs/promises';
@@ -385,5 +386,7 @@ function configFor(root: string, home: string, work: string): Config {
     modules: { timeoutSec: 60, optional: [], disabled: [] },
     report: { syslog: false, mailTo: [], mailFrom: undefined },
     restore: { services: [], homeDevice: undefined, drbd: false },
+    notify: { ...NOTIFY_DEFAULTS },
+    drill: { ...DRILL_DEFAULTS },
   };
 }

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { appendFile, chmod, chown, lstat, mkdir, readdir, readFile, readlink, rm, writeFile, access, open } from 'node:fs/promises';
 import path from 'node:path';
 import { requireTools, tmpDir, makeLoopXfs } from './lib/loopfs.js';
-import { backupModule, restoreModule, writeModuleConf, type ModuleHost } from './lib/module-run.js';
+import { backupModule, checkModule, restoreModule, writeModuleConf, type ModuleHost } from './lib/module-run.js';
 
 type Teardown = { teardown(fn: () => unknown): void };
 
@@ -255,6 +255,20 @@ t.test('postgresql: roles and every database dumped; dropped databases and roles
   t.equal(await readFile(path.join(spool, 'DATABASES'), 'utf8'), '001.pgdump\tpostgres\n002.pgdump\tshop\n003.pgdump\twe=ird db\n');
   t.notMatch(b.log, /pw-not-in-any-log/);
 
+  // The drill's check: every dump's table of contents reads (pg_restore --list); a dump cut short does
+  // not, even with checksums that match it.
+  const c = await checkModule(host, 'postgresql');
+  t.equal(c.exitCode, 0, 'postgresql.check passes', { log: c.log });
+  t.match(c.log, /002\.pgdump \(database shop\): \d+ entries[\s\S]*3 database dump\(s\) readable/);
+  const cut = path.join(host.etc, 'cut', 'postgresql');
+  await mkdir(path.dirname(cut), { recursive: true });
+  execFileSync('cp', ['-a', spool, cut]);
+  execFileSync('truncate', ['-s', '100', path.join(cut, '002.pgdump')]);
+  execFileSync('sh', ['-c', `cd "$1" && find . -type f ! -name 'SHA256SUMS*' -print0 | sort -z | xargs -0 sha256sum -- > SHA256SUMS`, 'sh', cut]);
+  const cc = await checkModule(host, 'postgresql', cut);
+  t.not(cc.exitCode, 0, 'a truncated dump fails the check');
+  t.match(cc.log, /pg_restore --list 002\.pgdump \(database shop\) failed/);
+
   // Disaster: a database and its owner dropped, another one changed, junk in "postgres".
   sql('postgres', 'DROP DATABASE shop');
   sql('postgres', 'DROP ROLE shopkeeper');
@@ -476,6 +490,10 @@ t.test('svn: repositories found under the roots, dumped, restored with history, 
     ],
     'both repositories found, hidden and too-deep ones not',
   );
+
+  const c = await checkModule(host, 'svn');
+  t.equal(c.exitCode, 0, 'svn.check passes', { log: c.log });
+  t.match(c.log, /001\.svndump \(.*\): loads and verifies, revisions 0 to 3[\s\S]*2 repository dump\(s\) verified/);
 
   // Disaster: one repository deleted; the other has a commit after the backup.
   await rm(project, { recursive: true });

@@ -2,6 +2,7 @@
 // drkit's own etc module, their spools made by drkit's real spool run), retries, logging, the run-once
 // x-bit; and GRUB reinstalled for real with grub-install/grub-mkconfig on an MBR loop disk image, run
 // inside the restored appliance root (chroot) as the systemd unit would run it there.
+import { NOTIFY_DEFAULTS, DRILL_DEFAULTS } from '../src/config/load.js';
 import t from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { access, chmod, cp, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
@@ -287,5 +288,7 @@ function applianceConfig(root: string): Config {
     modules: { timeoutSec: 60, optional: [], disabled: [] },
     report: { syslog: false, mailTo: [], mailFrom: undefined },
     restore: { services: [], homeDevice: undefined, drbd: false },
+    notify: { ...NOTIFY_DEFAULTS },
+    drill: { ...DRILL_DEFAULTS },
   };
 }

@@ -2,6 +2,8 @@
 import type { GlobalOptions } from './context.js';
 import { commandLogger, loadConfigOrExit } from './context.js';
 import { CliError, EXIT } from './exit.js';
+import type { Config } from '../config/types.js';
+import type { RunRecord } from '../state/state.js';
 
 export function parseNow(now: string | undefined): Date {
   if (now === undefined) return new Date();
@@ -14,19 +16,64 @@ export async function cronCommand(g: GlobalOptions, o: { now?: string }): Promis
   const cfg = await loadConfigOrExit(g);
   const now = parseNow(o.now);
   const { viewDue } = await import('../schedule/decide.js');
-  const { decision, stateProblem } = await viewDue(cfg, now);
+  const { decision, stateProblem, history } = await viewDue(cfg, now);
   if (stateProblem) process.stderr.write(`drkit: ${stateProblem}\n`);
-  if (!decision.due) return; // silent: cron mails whatever we print
+  if (decision.due) await cronBackup(cfg, g, now, o.now !== undefined, decision.reason);
+  // Every hour, due or not: a backup that has silently stopped is noticed (mailed once).
+  const after = decision.due ? (await viewDue(cfg, now)).history : history;
+  await cronStaleCheck(cfg, g, now, after);
+  await cronDrill(cfg, g, now, o.now !== undefined);
+}
+
+async function cronBackup(cfg: Config, g: GlobalOptions, now: Date, fixedNow: boolean, reason: string): Promise<void> {
   const { LockBusyError } = await import('../state/lock.js');
   // Quiet on success (cron would mail it); errors reach stderr and so cron's mail.
   const log = commandLogger(cfg, { ...g, quiet: !g.verbose }, `cron`);
   try {
     const { backupRun } = await import('../pipeline/run.js');
-    log.info(`backup due (${decision.reason})`);
-    const r = await backupRun(cfg, { log, now: o.now ? () => now : undefined });
+    log.info(`backup due (${reason})`);
+    const r = await backupRun(cfg, { log, now: fixedNow ? () => now : undefined });
     if (r.status === 'failed') process.exitCode = EXIT.failed;
   } catch (err) {
     // Another run holds the lock: it is doing the work; say nothing.
+    if (err instanceof LockBusyError) return;
+    throw err;
+  } finally {
+    await log.close();
+  }
+}
+
+async function cronStaleCheck(cfg: Config, g: GlobalOptions, now: Date, history: RunRecord[]): Promise<void> {
+  const log = commandLogger(cfg, { ...g, quiet: !g.verbose }, 'cron');
+  try {
+    const { checkStale } = await import('../report/alerts.js');
+    const sent = await checkStale(cfg, history, now, log);
+    if (sent) {
+      log.warn(`stale-backup alert sent: ${sent}`);
+      const { publish } = await import('../report/notify.js');
+      await publish(cfg, now, log);
+    }
+  } finally {
+    await log.close();
+  }
+}
+
+async function cronDrill(cfg: Config, g: GlobalOptions, now: Date, fixedNow: boolean): Promise<void> {
+  if (!cfg.drill.cron) return;
+  const { drillDue } = await import('../schedule/decide.js');
+  const { readReportState, reportStateFile } = await import('../state/report-state.js');
+  const { drills } = await readReportState(reportStateFile(cfg.paths.state));
+  const { LockBusyError, liveLockOwner } = await import('../state/lock.js');
+  const holder = await liveLockOwner(cfg.paths.lock);
+  if (!drillDue(cfg.drill.cron, drills, now, holder?.pid).due) return;
+  const log = commandLogger(cfg, { ...g, quiet: !g.verbose }, 'cron');
+  try {
+    const { drillRun } = await import('../pipeline/drill-run.js');
+    log.info('restore drill due');
+    const d = await drillRun(cfg, { log, now: fixedNow ? () => now : undefined });
+    if (d.status !== 'success') process.exitCode = EXIT.failed;
+  } catch (err) {
+    // A backup holds the lock: the drill is due still, and the next hourly call runs it.
     if (err instanceof LockBusyError) return;
     throw err;
   } finally {

@@ -12,6 +12,9 @@ export interface Status {
   due: { now: boolean; reason: string; next?: string };
   target: { name: string; url: string; freeBytes: number | null; error?: string };
   stateProblem?: string;
+  /** Open alerts (stale, failing, drill) and the last restore drill, from the report state. */
+  alerts: { kind: string; since: string; detail: string }[];
+  lastDrill: { at: string; status: string; rtoSeconds?: number; error?: string } | null;
 }
 
 export async function statusCommand(g: GlobalOptions, o: { json?: boolean; now?: string }): Promise<void> {
@@ -31,6 +34,9 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean; now?:
   } catch (err) {
     target.error = (err as Error).message;
   }
+  const { readReportState, reportStateFile } = await import('../state/report-state.js');
+  const rs = await readReportState(reportStateFile(cfg.paths.state));
+  const drill = rs.drills.filter((d) => d.status !== 'running').at(-1);
   const s: Status = {
     host: cfg.host,
     lastSuccess: success
@@ -40,6 +46,10 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean; now?:
     due: decision.due ? { now: true, reason: decision.reason } : { now: false, reason: decision.reason, next: decision.next?.toISOString() },
     target,
     ...(stateProblem ? { stateProblem } : {}),
+    alerts: Object.entries(rs.alerts).map(([kind, a]) => ({ kind, since: a!.since, detail: a!.detail })),
+    lastDrill: drill
+      ? { at: drill.end ?? drill.start, status: drill.status, ...(drill.rtoSeconds !== undefined ? { rtoSeconds: Math.round(drill.rtoSeconds) } : {}), ...(drill.error ? { error: drill.error } : {}) }
+      : null,
   };
   if (o.json) {
     process.stdout.write(JSON.stringify(s, null, 2) + '\n');
@@ -52,6 +62,8 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean; now?:
     `next backup:   ${s.due.now ? `due now (${s.due.reason})` : `${s.due.next ?? '?'} (${s.due.reason})`}`,
     `target:        ${s.target.name} ${s.target.url} ${s.target.freeBytes !== null ? `${humanBytes(s.target.freeBytes)} free` : s.target.error ? `unreachable: ${s.target.error}` : ''}`,
     ...(s.stateProblem ? [`state:         ${s.stateProblem}`] : []),
+    `last drill:    ${s.lastDrill ? `${s.lastDrill.at} ${s.lastDrill.status}${s.lastDrill.rtoSeconds !== undefined ? `, estimated time to restore home ${s.lastDrill.rtoSeconds} s` : ''}${s.lastDrill.error ? `: ${s.lastDrill.error}` : ''}` : 'none'}`,
+    ...s.alerts.map((a) => `alert:         ${a.kind} since ${a.since}: ${a.detail}`),
   ];
   process.stdout.write(lines.join('\n') + '\n');
 }

@@ -10,7 +10,7 @@ import { parseDuration } from './duration.js';
 import { MODULE_NAME } from '../prepare/module-name.js';
 import { readIniSections, type RawSections } from './ini-sections.js';
 import { Invalid, Section, didYouMean, formatProblem, type Convert, type Problem, type ValueSpec } from './section.js';
-import type { Config, Paths, SmbEncryption, SmbProtocol, SmbSigning, TargetConfig } from './types.js';
+import type { Config, DrillSettings, NotifySettings, Paths, SyslogFacility, SmbEncryption, SmbProtocol, SmbSigning, TargetConfig } from './types.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/drkit/drkit.conf';
 
@@ -97,7 +97,7 @@ export async function configWarnings(cfg: Config): Promise<string[]> {
 // ---------------------------------------------------------------------------------------------------------
 // The schema: one reader per section, in the order of the example file.
 
-const FIXED_SECTIONS = ['general', 'schedule', 'mode', 'paths', 'systemcopy', 'dump', 'retention', 'modules', 'report', 'restore'] as const;
+const FIXED_SECTIONS = ['general', 'schedule', 'mode', 'paths', 'systemcopy', 'dump', 'retention', 'modules', 'report', 'restore', 'drill'] as const;
 const TARGET_NAME = /^[a-z0-9_-]+$/;
 const SMB_ONLY_KEYS = ['credentials', 'min_protocol', 'signing', 'encryption', 'timeout'];
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
@@ -159,6 +159,24 @@ function check(text: string, file: string, opts: LoadOptions): Checked {
     mailTo: r.get('mail_to', [], list('mail addresses', mailAddress, 'none')),
     mailFrom: r.get('mail_from', `drkit@${host}`, { expected: `a mail address (default drkit@${host})`, convert: mailAddress }),
   };
+  const notify = {
+    sendmail: r.get('sendmail', NOTIFY_DEFAULTS.sendmail, absPath(NOTIFY_DEFAULTS.sendmail)),
+    syslogFacility: r.get<SyslogFacility>('syslog_facility', NOTIFY_DEFAULTS.syslogFacility, oneOf(FACILITIES, NOTIFY_DEFAULTS.syslogFacility)),
+    syslogTag: r.get('syslog_tag', NOTIFY_DEFAULTS.syslogTag, { expected: 'a syslog tag: letters, digits, ".", "_", "-" (default drkit)', convert: (t) => (/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/.test(t) ? t : Invalid.because('is not a syslog tag')) }),
+    syslogSocket: r.get('syslog_socket', undefined, { expected: 'the absolute path of a unix socket (default: the system log, /dev/log)', convert: absolutePath }),
+    staleAfterSec: r.get('stale_after', NOTIFY_DEFAULTS.staleAfterSec, duration(3600, 90 * 86400, NOTIFY_DEFAULTS.staleAfterSec)),
+    fullPercent: r.get('full_percent', NOTIFY_DEFAULTS.fullPercent, int(1, 100, NOTIFY_DEFAULTS.fullPercent)),
+    metrics: r.get('metrics', undefined, { expected: 'the absolute path of a .prom file in the node exporter\'s textfile directory (default: none)', convert: absolutePath }),
+    feed: r.get('feed', undefined, { expected: 'the absolute path of an Atom feed file, e.g. /var/www/html/drkit.atom (default: none)', convert: absolutePath }),
+  };
+  const dr = sec('drill');
+  const drill = {
+    cron: dr.get('cron', undefined, CRON),
+    scratch: dr.get('scratch', DRILL_DEFAULTS.scratch, absPath(DRILL_DEFAULTS.scratch)),
+  };
+  if (dr.valid('scratch') && sec('paths').valid('home') && (isInside(drill.scratch, paths.home, true) || isInside(paths.home, drill.scratch, true))) {
+    dr.problem('scratch', `${JSON.stringify(drill.scratch)} overlaps home (${paths.home}); expected a folder on another filesystem (a drill never touches home)`);
+  }
   const rs = sec('restore');
   const restore = {
     services: rs.get('services', [], list('service names (systemd units or /etc/init.d scripts)', serviceName, 'none')),
@@ -180,6 +198,8 @@ function check(text: string, file: string, opts: LoadOptions): Checked {
     modules,
     report,
     restore,
+    notify,
+    drill,
   };
   return { config, problems, mustExist };
 }
@@ -353,6 +373,21 @@ function oneOf<T extends string>(values: readonly T[], def: T): ValueSpec<T> {
     },
   };
 }
+
+/** Defaults of the [report] keys beyond syslog/mail_to/mail_from, and of [drill] (also for tests' configs). */
+export const NOTIFY_DEFAULTS: NotifySettings = {
+  sendmail: '/usr/sbin/sendmail',
+  syslogFacility: 'daemon',
+  syslogTag: 'drkit',
+  syslogSocket: undefined,
+  staleAfterSec: 36 * 3600,
+  fullPercent: 90,
+  metrics: undefined,
+  feed: undefined,
+};
+export const DRILL_DEFAULTS: DrillSettings = { cron: undefined, scratch: '/var/tmp/drkit-drill' };
+
+const FACILITIES = ['daemon', 'user', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'] as const;
 
 const CONSISTENCY: ValueSpec<'spool'> = {
   expected: 'spool (default spool)',

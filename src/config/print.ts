@@ -32,9 +32,24 @@ export function formatConfig(cfg: Config): string {
     ...Object.values(cfg.targets).map(targetSection),
     ['retention', [['keep_full', String(cfg.retention.keepFull)]]],
     ['modules', [['timeout', String(cfg.modules.timeoutSec)], ['optional', cfg.modules.optional.join(', ')], ['disabled', cfg.modules.disabled.join(', ')]]],
-    ['report', [['syslog', String(cfg.report.syslog)], ['mail_to', cfg.report.mailTo.join(', ')], ['mail_from', cfg.report.mailFrom]]],
+    ['report', [['syslog', String(cfg.report.syslog)], ['mail_to', cfg.report.mailTo.join(', ')], ['mail_from', cfg.report.mailFrom], ...notifyEntries(cfg)]],
     ['restore', [['services', cfg.restore.services.join(', ')], ['home_device', cfg.restore.homeDevice], ['drbd', String(cfg.restore.drbd)]]],
+    ['drill', [['cron', cfg.drill.cron], ['scratch', cfg.drill.scratch]]],
   ]);
+}
+
+function notifyEntries(cfg: Config): Entry[] {
+  const n = cfg.notify;
+  return [
+    ['sendmail', n.sendmail],
+    ['syslog_facility', n.syslogFacility],
+    ['syslog_tag', n.syslogTag],
+    ['syslog_socket', n.syslogSocket],
+    ['stale_after', String(n.staleAfterSec)],
+    ['full_percent', String(n.fullPercent)],
+    ['metrics', n.metrics],
+    ['feed', n.feed],
+  ];
 }
 
 function targetSection(t: TargetConfig): IniSection {

@@ -72,6 +72,35 @@ export interface Config {
   modules: ModuleSettings;
   report: { syslog: boolean; mailTo: string[]; mailFrom: string | undefined };
   restore: RestoreSettings;
+  /** Daily report, alerts, metrics and feed ([report] keys beyond the three above). */
+  notify: NotifySettings;
+  drill: DrillSettings;
+}
+
+export type SyslogFacility = 'daemon' | 'user' | 'local0' | 'local1' | 'local2' | 'local3' | 'local4' | 'local5' | 'local6' | 'local7';
+
+export interface NotifySettings {
+  /** The local MTA's sendmail interface (any MTA: exim, postfix, msmtp, ...). */
+  sendmail: string;
+  syslogFacility: SyslogFacility;
+  syslogTag: string;
+  /** Unix socket syslog lines go to; undefined = the system's (/dev/log). */
+  syslogSocket: string | undefined;
+  /** Warn (report) and alert (cron) when the last success is older than this. */
+  staleAfterSec: number;
+  /** Warn when the target is fuller than this percentage. */
+  fullPercent: number;
+  /** Prometheus textfile-collector file; undefined = none. */
+  metrics: string | undefined;
+  /** Atom feed of recent runs; undefined = none. */
+  feed: string | undefined;
+}
+
+export interface DrillSettings {
+  /** When a restore drill is due (cron expression); undefined = only when run by hand. */
+  cron: string | undefined;
+  /** Folder for the scratch filesystem image and its mount point; never inside home. */
+  scratch: string;
 }
 
 export interface RestoreSettings {

@@ -48,7 +48,7 @@ export async function backupRun(cfg: Config, opts: RunOptions): Promise<RunOutco
       await updateRun(cfg.paths.state, record.id, done);
       Object.assign(record, done);
       log.info(`backup ${result.manifest.id} succeeded`);
-      await reportRun(cfg, record, log);
+      await reportRun(cfg, record, log, now());
       return { status: 'success', record, result };
     } catch (err) {
       const error = abort.signal.aborted ? String((abort.signal.reason as Error).message) : (err as Error).message;
@@ -56,7 +56,7 @@ export async function backupRun(cfg: Config, opts: RunOptions): Promise<RunOutco
       await updateRun(cfg.paths.state, record.id, done);
       Object.assign(record, done);
       log.error(`backup failed: ${error}`);
-      await reportRun(cfg, record, log);
+      await reportRun(cfg, record, log, now());
       return { status: 'failed', record, error };
     }
   } finally {

@@ -25,7 +25,7 @@ export type ModuleOutcome =
   | { name: string; status: 'failed'; seconds: number; required: boolean; error: string };
 
 /** Modules with a `.<kind>` script in the configured dirs; a later dir overrides an earlier one. Sorted by name. */
-export async function findModules(dirs: string[], kind: 'backup' | 'restore', disabled: string[] = []): Promise<ModuleScript[]> {
+export async function findModules(dirs: string[], kind: 'backup' | 'restore' | 'check', disabled: string[] = []): Promise<ModuleScript[]> {
   const found = new Map<string, string>();
   for (const dir of dirs) {
     let names: string[];

@@ -5,6 +5,7 @@ import type { Target } from '../target/target.js';
 import type { Manifest } from '../catalog/manifest.js';
 import { readDumpInto } from '../dump/read.js';
 import type { ProgressLine } from '../dump/progress.js';
+import type { RestoreReport } from '../exec/xfsrestore.js';
 
 export interface ChainRestoreOptions {
   dest: string;
@@ -15,13 +16,22 @@ export interface ChainRestoreOptions {
   signal?: AbortSignal;
   progress?: (m: Manifest) => ProgressLine | undefined;
   onLevel?: (m: Manifest, index: number) => void;
+  /** After each level, before the next (the restore drill counts the tree the full dump made). */
+  afterLevel?: (m: Manifest, index: number, report: RestoreReport | undefined) => Promise<void>;
 }
 
 export class RestoreLevelError extends Error {
   override name = 'RestoreLevelError';
 }
 
-export async function restoreChain(target: Target, chain: Manifest[], o: ChainRestoreOptions): Promise<void> {
+/** What xfsrestore said about each level, full dump first (the drill compares the last with the restored tree). */
+export interface ChainRestoreResult {
+  reports: (RestoreReport | undefined)[];
+  bytes: number;
+}
+
+export async function restoreChain(target: Target, chain: Manifest[], o: ChainRestoreOptions): Promise<ChainRestoreResult> {
+  const result: ChainRestoreResult = { reports: [], bytes: 0 };
   for (const [i, m] of chain.entries()) {
     o.onLevel?.(m, i);
     const progress = o.progress?.(m);
@@ -31,7 +41,11 @@ export async function restoreChain(target: Target, chain: Manifest[], o: ChainRe
       onBytes: progress ? (b) => progress.update(b, (100 * b) / Math.max(1, m.bytes)) : undefined,
     }).finally(() => progress?.done());
     if (r.problems.length) throw new RestoreLevelError(`restoring ${m.id} (level ${m.level}, ${i + 1} of ${chain.length}): ${r.problems.join('; ')}`);
+    result.reports.push(r.report);
+    result.bytes += r.bytes;
+    await o.afterLevel?.(m, i, r.report);
   }
   // xfsrestore's bookkeeping between levels; not part of the restored data.
   await rm(path.join(o.dest, 'xfsrestorehousekeepingdir'), { recursive: true, force: true });
+  return result;
 }

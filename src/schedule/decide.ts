@@ -31,3 +31,25 @@ export async function viewDue(cfg: Config, now: Date): Promise<DueView> {
   const decision = decideDue({ cron: compileCron(cfg.schedule.cron), retryPerDay: cfg.schedule.retryPerDay, history, now });
   return { history, decision, ...(stateProblem ? { stateProblem } : {}) };
 }
+
+/**
+ * Is a restore drill due? [drill] cron names the times; a drill is due once a scheduled time has passed
+ * since the start of the last drill, whatever its outcome (a failed drill alerts; it is not retried
+ * every hour). A drill that crashed (killed, power cut: recorded as running, but not the lock holder) is
+ * due again at once: the next one also removes its scratch filesystem. Never due without a [drill]
+ * cron, nor while a drill is running.
+ */
+export function drillDue(
+  cron: string | undefined,
+  drills: readonly { start: string; status: string; pid: number }[],
+  now: Date,
+  lockHolder: number | undefined,
+): { due: boolean; scheduledAt?: Date } {
+  if (!cron) return { due: false };
+  const at = compileCron(cron).previousFire(now);
+  const last = drills.filter((d) => Date.parse(d.start) <= now.getTime()).at(-1);
+  if (last?.status === 'running') return { due: last.pid !== lockHolder };
+  if (last?.status === 'crashed') return { due: true };
+  if (!at) return { due: false };
+  return { due: !last || Date.parse(last.start) < at.getTime(), scheduledAt: at };
+}

@@ -6,8 +6,8 @@
 // silently reset, and StateCorruptError tells the caller both paths. The caller then goes on with an
 // empty history, loudly: an appliance that refuses to back up until someone repairs a JSON file is worse
 // off than one that starts a new history (with no history a backup is due at once).
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile, rename } from 'node:fs/promises';
+import { writeFileAtomic } from './atomic.js';
 import { processExists } from '../exec/pid.js';
 
 export type RunStatus = 'running' | 'success' | 'failed' | 'crashed';
@@ -72,28 +72,10 @@ export async function readState(file: string): Promise<State> {
 
 /** Replace the state file atomically, creating its directory (0700) if needed. Keeps the last KEEP_RUNS runs. */
 export async function writeState(file: string, state: State): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = `${file}.tmp-${process.pid}`;
   const text = JSON.stringify({ version: 1, runs: state.runs.slice(-KEEP_RUNS) } satisfies State, null, 2) + '\n';
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(text);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-    // The rename itself must reach the disk, or a power cut can bring back the old file.
-    const d = await open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
+    await writeFileAtomic(file, text, { mode: 0o600, dirMode: 0o700 });
   } catch (err) {
-    await rm(tmp, { force: true });
     throw new Error(`cannot write state file ${file}: ${(err as Error).message}`, { cause: err });
   }
 }

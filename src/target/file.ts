@@ -150,6 +150,15 @@ export class FileTarget extends FdTarget {
       return undefined;
     }
   }
+
+  async space(): Promise<{ free: number; total: number } | undefined> {
+    try {
+      const s = await statfs(this.root);
+      return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
+    } catch {
+      return undefined;
+    }
+  }
 }
 
 async function fsyncPath(p: string): Promise<void> {

@@ -88,6 +88,8 @@ export interface Target {
   repair(dir: string): Promise<string[]>;
   /** Free bytes where the dumps go, when the storage can tell. */
   freeSpace(): Promise<number | undefined>;
+  /** Free and total bytes, for targets that can tell both (the report's "% full" warning). */
+  space?(): Promise<{ free: number; total: number } | undefined>;
 }
 
 const writeFd = promisify(writeCb);

@@ -1,6 +1,7 @@
 // Running a shipped spool module in tests exactly as drkit does: through the real spool runner in
 // src/prepare/spool.ts (fresh directory swapped in only on success, DRKIT_* environment, cwd, stdin,
 // timeout, process group, output into the run log), against a host of temporary directories.
+import { NOTIFY_DEFAULTS, DRILL_DEFAULTS } from '../../src/config/load.js';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../../src/config/types.js';
@@ -53,6 +54,8 @@ function hostConfig(host: ModuleHost, only?: { name: string; all: string[] }): C
     modules: { timeoutSec: 50, optional: [], disabled: only ? only.all.filter((n) => n !== only.name) : [] },
     report: { syslog: false, mailTo: [], mailFrom: undefined },
     restore: { services: [], homeDevice: undefined, drbd: false },
+    notify: { ...NOTIFY_DEFAULTS },
+    drill: { ...DRILL_DEFAULTS },
   };
 }
 
@@ -80,6 +83,15 @@ export async function restoreModule(host: ModuleHost, name: string): Promise<Mod
   if (!mod) throw new Error(`no executable ${name}.restore in ${MODULES_DIR}`);
   const lines: string[] = [];
   const r = await runModuleScript(hostConfig(host), mod, path.join(host.spool, name), collectingLogger(lines));
+  return { exitCode: r.exitCode, log: lines.join('\n') };
+}
+
+/** NAME.check run on a spool (default <spool>/NAME), as the restore drill does on a restored copy. */
+export async function checkModule(host: ModuleHost, name: string, spoolDir = path.join(host.spool, name)): Promise<ModuleRun & { exitCode: number | undefined }> {
+  const mod = (await findModules([MODULES_DIR], 'check')).find((m) => m.name === name);
+  if (!mod) throw new Error(`no executable ${name}.check in ${MODULES_DIR}`);
+  const lines: string[] = [];
+  const r = await runModuleScript(hostConfig(host), mod, spoolDir, collectingLogger(lines));
   return { exitCode: r.exitCode, log: lines.join('\n') };
 }
 

@@ -1,5 +1,6 @@
 // A sandbox appliance for tests: a root filesystem and a home filesystem, each a real XFS on a loop
 // device, a /boot directory, and a Config that points every drkit path into them.
+import { NOTIFY_DEFAULTS, DRILL_DEFAULTS } from '../../src/config/load.js';
 import { mkdir, writeFile, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +61,8 @@ export async function makeSandbox(t: Teardown, o: SandboxOptions = {}): Promise<
     modules: { timeoutSec: 60, optional: [], disabled: [] },
     report: { syslog: false, mailTo: [], mailFrom: undefined },
     restore: { services: [], homeDevice: undefined, drbd: false },
+    notify: { ...NOTIFY_DEFAULTS },
+    drill: { ...DRILL_DEFAULTS },
   };
   return { root, home, work: work.dir, cfg };
 }
