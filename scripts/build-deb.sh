@@ -69,6 +69,15 @@ install -D -m 0644 "$pkg/drkit.conf" "$root/etc/drkit/drkit.conf"
 install -d "$root/etc/drkit/modules.d"
 install -D -m 0644 "$pkg/cron.d" "$root/etc/cron.d/drkit"
 install -D -m 0644 "$pkg/logrotate" "$root/etc/logrotate.d/drkit"
+# Privileged entry points of other features go here. The self-service restore for users (`drkit my-files`)
+# comes with a sudoers drop-in, examples/drkit.sudoers: shipped as a conffile once the tree has it.
+recommends_extra=""
+if [ -f "$repo/examples/drkit.sudoers" ]; then
+	command -v visudo >/dev/null || { echo "build-deb: visudo is missing (Debian package sudo): it checks examples/drkit.sudoers" >&2; exit 2; }
+	visudo -cqf "$repo/examples/drkit.sudoers" || { echo "build-deb: visudo refuses examples/drkit.sudoers" >&2; exit 1; }
+	install -D -m 0440 "$repo/examples/drkit.sudoers" "$root/etc/sudoers.d/drkit"
+	recommends_extra=", sudo"
+fi
 
 # systemd: the timers (used where no cron daemon is installed) and the first boot after a full restore.
 units=$root/lib/systemd/system
@@ -99,13 +108,13 @@ install -D -m 0644 "$pkg/lintian-overrides" "$root/usr/share/lintian/overrides/d
 
 # Ownership and modes as dpkg-deb --root-owner-group records them: root, no group/other write.
 chmod -R go-w "$root"
-find "$root" -type f -exec chmod a+r {} +
+find "$root" -type f ! -path "$root/etc/sudoers.d/*" -exec chmod a+r {} +
 
 # Control area.
 (cd "$root" && find etc -type f | sed 's|^|/|' | sort) >"$root/DEBIAN/conffiles"
 for s in postinst prerm postrm; do install -m 0755 "$pkg/$s" "$root/DEBIAN/$s"; done
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
-sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" -e "s/@SHLIBS@/$shlibs/" "$pkg/control" >"$root/DEBIAN/control"
+sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" -e "s/@SHLIBS@/$shlibs/" -e "s/@RECOMMENDS_EXTRA@/$recommends_extra/" "$pkg/control" >"$root/DEBIAN/control"
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum) >"$root/DEBIAN/md5sums"
 
 mkdir -p "$out"

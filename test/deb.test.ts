@@ -313,6 +313,15 @@ t.test('make deb: lintian clean; dpkg -i, drkit runs, upgrade keeps a changed co
   t.ok((await stat('/usr/share/initramfs-tools/scripts/local-premount/drkit-restore')).mode & 0o100, 'initramfs boot script installed, executable');
   t.ok(await exists('/usr/lib/drkit/postinst/post.restore'), 'post.restore shipped for `drkit initrd install`');
   t.match(await readFile('/etc/logrotate.d/drkit', 'utf8'), /^\/var\/log\/drkit\/\*\.log \{/m, 'logrotate for the run logs');
+  // Privileged entry points of other features: the sudoers drop-in of `drkit my-files`, where the tree has it.
+  const sudoers = await readFile(path.join(REPO, 'examples/drkit.sudoers'), 'utf8').catch(() => undefined);
+  if (sudoers !== undefined) {
+    t.equal(await readFile('/etc/sudoers.d/drkit', 'utf8'), sudoers, '/etc/sudoers.d/drkit is examples/drkit.sudoers');
+    t.equal((await stat('/etc/sudoers.d/drkit')).mode & 0o777, 0o440, 'mode 0440, as sudo wants it');
+    t.equal((await sh('visudo', ['-cqf', '/etc/sudoers.d/drkit'])).code, 0, 'visudo accepts it');
+  } else {
+    t.notOk(await exists('/etc/sudoers.d/drkit'), 'no sudoers drop-in: this tree has no examples/drkit.sudoers');
+  }
 
   // --- upgrade over the older build, with a changed conffile ---
   const changed = `${shipped.replace('cron = 0 2 * * *', 'cron = 30 3 * * *')}# changed by the administrator\n`;
@@ -334,6 +343,7 @@ t.test('make deb: lintian clean; dpkg -i, drkit runs, upgrade keeps a changed co
     /^\/etc\/drkit\/drkit\.conf$/,
     /^\/etc\/cron\.d\/drkit$/,
     /^\/etc\/logrotate\.d\/drkit$/,
+    /^\/etc\/sudoers\.d\/drkit$/,
     /^\/var\/lib\/drkit(\/unconfigured-noticed)?$/,
     /^\/etc\/systemd\/system\/[a-z-]+\.target\.wants\/drkit[a-z-]*\.(timer|service)$/,
     /^\/var\/lib\/systemd\/deb-systemd-helper-enabled\/([a-z-]+\.target\.wants\/)?drkit[a-z-]*\.(timer|service)(\.dsh-also)?$/,
