@@ -186,7 +186,8 @@ t.test('make deb: lintian clean; dpkg -i, drkit runs, upgrade keeps a changed co
   // Refuse to touch an administrator's drkit on this machine.
   const pre = await packageStatus('drkit');
   if (!pre.includes('not-installed')) throw new Error(`the package drkit is already on this machine (${pre}): this test would replace it; remove it first`);
-  if (await exists('/etc/drkit/drkit.conf')) throw new Error('/etc/drkit/drkit.conf exists: this test would take it over; move it away first');
+  // (An /etc/drkit/initrd.conf would also make the package's postinst rebuild this machine's initramfs.)
+  if (await exists('/etc/drkit')) throw new Error('/etc/drkit exists: this test would take over its configuration; move it away first');
 
   const work = await tmpDir('drkit-deb-');
   t.teardown(work.cleanup);
