@@ -11,7 +11,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { lstat, mkdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { parseConfig } from '../src/config/load.js';
+import { ConfigError, parseConfig, UnconfiguredError } from '../src/config/load.js';
 import { formatConfig } from '../src/config/print.js';
 import { installInitrd } from '../src/restore/initrd-install.js';
 import { requireTools, tmpDir } from './lib/loopfs.js';
@@ -152,6 +152,39 @@ t.test('the man pages cover every command and option of --help and every configu
   }
   t.same([...known].filter((k) => !inReadme.has(k)), [], "the README's key table has every key the loader knows");
   t.same([...inReadme].filter((k) => !known.has(k)), [], "the README's key table has no key the loader does not know");
+});
+
+t.test('a drkit.conf without any target is "not configured yet": drkit cron does nothing and says so once', async (t) => {
+  const work = await tmpDir('drkit-deb-unconf-');
+  t.teardown(work.cleanup);
+  const state = path.join(work.dir, 'state/state.json');
+  const text = `[schedule]\ncron = 0 2 * * *\n[paths]\nstate = ${state}\nlog_dir = ${work.dir}/log\nlock = ${work.dir}/lock\n`;
+  const conf = path.join(work.dir, 'drkit.conf');
+  await writeFile(conf, text);
+  t.throws(() => parseConfig(text, conf), UnconfiguredError, 'no target and nothing else wrong: UnconfiguredError');
+  const other = (() => {
+    try {
+      parseConfig(`${text}[dump]\nlevels = 1\n`, conf);
+    } catch (e) {
+      return e;
+    }
+  })();
+  t.ok(other instanceof ConfigError && !(other instanceof UnconfiguredError), 'no target and another mistake: a plain configuration error');
+
+  const cli = (...args: string[]) => sh('node', [CLI, '--config', conf, ...args]);
+  let r = await cli('cron');
+  t.equal(r.code, 0, 'drkit cron: exit 0');
+  t.match(r.stderr, /not configured yet: .* names no backup target, so no backups are made/, 'the first call says so (cron mails it)');
+  r = await cli('cron');
+  t.same(r, { code: 0, stdout: '', stderr: '' }, 'the next calls are silent');
+  t.notOk(await exists(state), 'no run is recorded');
+  t.notOk(await exists(path.join(work.dir, 'lock')), 'no lock was taken');
+  r = await cli('status');
+  t.equal(r.code, 2, 'other commands refuse it (exit 2)');
+  t.match(r.stderr, /no target configured/, 'naming the missing target');
+  await writeFile(conf, `${text}[dump]\nlevels = 1\n`);
+  r = await cli('cron');
+  t.equal(r.code, 2, 'a real mistake in the file still fails drkit cron (exit 2, mailed every hour)');
 });
 
 // ---------------------------------------------------------------------------------------------------------
