@@ -29,7 +29,10 @@ install -d "$lib" "$root/DEBIAN"
 
 # The program: the compiled sources (no tests, benchmarks or source maps, whose sources are not shipped),
 # the shipped modules, the boot-time files `drkit initrd install` reads, and the production dependencies.
-install -d "$lib/dist" && cp -r "$repo/dist/src" "$lib/dist/" && find "$lib/dist" -name "*.map" -delete
+# Only what compiles from a source of this tree: dist/ may hold stale output of another branch.
+(cd "$repo/dist" && find src -name '*.js' -print) | while read -r js; do
+	if [ -f "$repo/${js%.js}.ts" ]; then install -D -m 0644 "$repo/dist/$js" "$lib/dist/$js"; fi
+done
 cp -r "$repo/modules" "$repo/initrd-hooks" "$repo/postinst" "$lib/"
 cp "$repo/package.json" "$repo/package-lock.json" "$lib/"
 (cd "$lib" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)

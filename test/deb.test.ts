@@ -147,8 +147,8 @@ t.test('the man pages cover every command and option of --help and every configu
     if (cells.length < 4) continue;
     const s = /^`\[(.+)\]`$/.exec(cells[1]!);
     if (s) section = s[1]!;
-    const k = /^`([a-z_]+)`$/.exec(cells[2]!);
-    if (k) inReadme.add(`[${section}] ${k[1]}`);
+    // One key per row, or several: `cron`, `scratch`.
+    if (/^`[a-z_]+`(, `[a-z_]+`)*$/.test(cells[2]!)) for (const k of cells[2]!.matchAll(/`([a-z_]+)`/g)) inReadme.add(`[${section}] ${k[1]}`);
   }
   t.same([...known].filter((k) => !inReadme.has(k)), [], "the README's key table has every key the loader knows");
   t.same([...inReadme].filter((k) => !known.has(k)), [], "the README's key table has no key the loader does not know");
@@ -379,11 +379,12 @@ t.test('make deb: lintian clean; dpkg -i, drkit runs, upgrade keeps a changed co
     /^\/etc\/cron\.d\/drkit$/,
     /^\/etc\/logrotate\.d\/drkit$/,
     /^\/etc\/sudoers\.d\/drkit$/,
-    /^\/var\/lib\/drkit(\/unconfigured-noticed)?$/,
+    /^\/var\/lib\/drkit(\/.*)?$/,
+    /^\/var\/log\/drkit(\/.*)?$/,
     /^\/etc\/systemd\/system\/[a-z-]+\.target\.wants\/drkit[a-z-]*\.(timer|service)$/,
     /^\/var\/lib\/systemd\/deb-systemd-helper-enabled\/([a-z-]+\.target\.wants\/)?drkit[a-z-]*\.(timer|service)(\.dsh-also)?$/,
   ];
-  t.same(kept.filter((f) => !policyKeeps.some((re) => re.test(f))), [], 'only conffiles, the run history and the systemd enablement state are left');
+  t.same(kept.filter((f) => !policyKeeps.some((re) => re.test(f))), [], 'only conffiles, the run history, the logs and the systemd enablement state are left');
   t.ok(kept.includes('/etc/drkit/drkit.conf') && kept.includes('/etc/cron.d/drkit'), 'the conffiles are among them');
   t.equal(await readFile('/etc/drkit/drkit.conf', 'utf8'), changed, 'with the administrator\'s change');
   t.notOk(await exists('/usr/lib/drkit') || (await exists('/usr/sbin/drkit')), 'the program is gone');
