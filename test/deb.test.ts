@@ -105,6 +105,9 @@ t.test('the man pages cover every command and option of --help and every configu
   const man8 = unroff(await readFile(path.join(REPO, 'man/drkit.8'), 'utf8'));
   const man5 = await readFile(path.join(REPO, 'man/drkit.conf.5'), 'utf8');
   const readme = await readFile(path.join(REPO, 'README.md'), 'utf8');
+  for (const [name, text] of [['drkit(8)', man8], ['drkit.conf(5)', man5]]) {
+    t.match(text, new RegExp(`^\\.TH .* "drkit ${VERSION.replace(/\./g, '\\.')}"`, 'm'), `${name} is the page of drkit ${VERSION}`);
+  }
   const tree = helpTree();
   t.ok(tree.size > 8, `--help lists the commands (${[...tree.keys()].filter(Boolean).join(', ')})`);
 
