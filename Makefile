@@ -4,6 +4,7 @@
 #   make test    the whole suite; a subset: make test TESTS="tree config" (names, test/*.ts or dist/*.js)
 #   make demo    a sandbox appliance: backup, disaster, restore
 #   make bench   drkit against the raw tools
+#   make deb     the Debian package drkit_<version>_<arch>.deb (see "Installing on an appliance")
 #   make clean   remove dist/
 
 SHELL := /bin/bash
@@ -14,13 +15,13 @@ SHELL := /bin/bash
 DEB_PACKAGES := xfsprogs xfsdump rsync acl attr samba smbclient busybox-static \
 	util-linux time postgresql mariadb-server slapd subversion \
 	initramfs-tools-core grub-pc-bin grub2-common fdisk e2fsprogs openssl \
-	python3-aiosmtpd msmtp python3-prometheus-client libxml2-utils
+	python3-aiosmtpd msmtp python3-prometheus-client libxml2-utils dpkg-dev binutils lintian
 # Node.js (>= 20.5) is not from Debian 12 (which has 18): it must already be installed.
 NODE_MIN_MAJOR := 20
 
 TESTS ?=
 
-.PHONY: deps deb-packages node-check build test demo bench clean
+.PHONY: deps deb-packages node-check build test demo bench deb clean
 
 deps: deb-packages node_modules/.package-lock.json
 
@@ -57,6 +58,10 @@ demo: deps build
 
 bench: deps build
 	node dist/bench/run.js
+
+# The package holds the compiled tree and the production node_modules (npm ci --omit=dev in a staging dir).
+deb: deps build
+	bash scripts/build-deb.sh
 
 clean:
 	rm -rf dist

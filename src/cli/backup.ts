@@ -13,7 +13,15 @@ export function parseNow(now: string | undefined): Date {
 }
 
 export async function cronCommand(g: GlobalOptions, o: { now?: string }): Promise<void> {
-  const cfg = await loadConfigOrExit(g);
+  const cfg = await loadConfigOrExit(g).catch(async (err: unknown) => {
+    // No target yet (the Debian package's drkit.conf): nothing can be due; say so once.
+    const { UnconfiguredError } = await import('../config/load.js');
+    if (!(err instanceof CliError && err.cause instanceof UnconfiguredError)) throw err;
+    const { noticeUnconfiguredOnce } = await import('./unconfigured.js');
+    await noticeUnconfiguredOnce(err.cause);
+    return undefined;
+  });
+  if (!cfg) return;
   const now = parseNow(o.now);
   const { viewDue } = await import('../schedule/decide.js');
   const { decision, stateProblem, history } = await viewDue(cfg, now);

@@ -13,7 +13,7 @@ export async function loadConfigOrExit(opts: GlobalOptions): Promise<Config> {
   try {
     return await loadConfig(configPath(opts.config));
   } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message, EXIT.usage);
+    if (err instanceof ConfigError) throw new CliError(err.message, EXIT.usage, { cause: err });
     throw err;
   }
 }

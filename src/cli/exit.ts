@@ -12,8 +12,9 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly code: number,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'CliError';
   }
 }

@@ -39,6 +39,23 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * The file is valid but names no target at all: how the Debian package ships drkit.conf, so that nothing is
+ * backed up before the administrator chose where to. Every command refuses it like any configuration
+ * error (exit 2), except `drkit cron`, which then does nothing (see cli/unconfigured.ts).
+ */
+export class UnconfiguredError extends ConfigError {
+  constructor(
+    file: string,
+    problems: Problem[],
+    /** Where the run history would go: `drkit cron` remembers there that it said so once. */
+    readonly stateFile: string,
+  ) {
+    super(file, problems);
+    this.name = 'UnconfiguredError';
+  }
+}
+
 export interface LoadOptions {
   /** The host name used when [general] host is not set (default: os.hostname()). */
   hostname?: string;
@@ -59,14 +76,14 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
     const why = await notADirectory(d.dir);
     if (why) problems.push({ section: 'paths', key: d.key, message: `${JSON.stringify(d.dir)} ${why}; expected an existing directory (${d.what})` });
   }
-  if (problems.length) throw new ConfigError(file, problems);
+  if (problems.length) throw configError(file, problems, config);
   return config;
 }
 
 /** Parses and validates configuration text without looking at the filesystem (no existence checks). */
 export function parseConfig(text: string, file: string, opts: LoadOptions = {}): Config {
   const { config, problems } = check(text, file, opts);
-  if (problems.length) throw new ConfigError(file, problems);
+  if (problems.length) throw configError(file, problems, config);
   return config;
 }
 
@@ -92,6 +109,11 @@ export async function configWarnings(cfg: Config): Promise<string[]> {
     if (why) found.push({ section: 'paths', key: 'modules', message: `${dir} ${why}: no modules are taken from it` });
   }
   return found.map((p) => formatProblem(cfg.file, p));
+}
+
+function configError(file: string, problems: Problem[], config: Config): ConfigError {
+  const unconfigured = problems.length === 1 && problems[0]!.message === NO_TARGET;
+  return unconfigured ? new UnconfiguredError(file, problems, config.paths.state) : new ConfigError(file, problems);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -303,10 +325,12 @@ function readTarget(s: Section, name: string): TargetConfig | undefined {
   return { kind: 'smb', name, server: url.server, port: url.port, share: url.share, dir: url.dir, credentials, minProtocol, signing, encryption, timeoutSec };
 }
 
+const NO_TARGET = 'no target configured; expected at least one target section, e.g. [target.usb] with url = file:///mnt/usb/drkit';
+
 function chooseDumpTarget(given: string | undefined, names: string[], problems: Problem[]): string {
   const choices = names.join(', ');
   if (!names.length) {
-    problems.push({ section: 'target.NAME', message: 'no target configured; expected at least one target section, e.g. [target.usb] with url = file:///mnt/usb/drkit' });
+    problems.push({ section: 'target.NAME', message: NO_TARGET });
     return given ?? '';
   }
   if (given === undefined) {

@@ -71,7 +71,7 @@ export interface InitrdSettings {
 export interface InitrdInstallResult {
   settingsFile: string;
   settings: InitrdSettings;
-  /** Files written (and the unit's enablement link). */
+  /** Files written (and the unit's enablement link); not the Debian package's own files. */
   installed: string[];
   initramfsUpdated: boolean;
 }
@@ -83,12 +83,22 @@ const RECREATABLE = ['xfs', 'ext2', 'ext3', 'ext4'];
 const PACKAGE_DIR = fileURLToPath(new URL('../../../', import.meta.url));
 
 const UNIT = 'drkit-post-restore.service';
-const INSTALL: { from: string; to: string; mode: number }[] = [
-  { from: 'initrd-hooks/drkit', to: 'etc/initramfs-tools/hooks/drkit', mode: 0o755 },
-  { from: 'initrd-hooks/drkit-restore', to: 'etc/initramfs-tools/scripts/local-premount/drkit-restore', mode: 0o755 },
+/**
+ * `packaged`: where the Debian package puts that file. When it is there, dpkg keeps it current and enables
+ * the unit, so no copy goes to /etc, where it would shadow the package's next version.
+ */
+const INSTALL: { from: string; to: string; mode: number; packaged?: string }[] = [
+  { from: 'initrd-hooks/drkit', to: 'etc/initramfs-tools/hooks/drkit', mode: 0o755, packaged: 'usr/share/initramfs-tools/hooks/drkit' },
+  {
+    from: 'initrd-hooks/drkit-restore',
+    to: 'etc/initramfs-tools/scripts/local-premount/drkit-restore',
+    mode: 0o755,
+    packaged: 'usr/share/initramfs-tools/scripts/local-premount/drkit-restore',
+  },
   // Not executable: the x-bit means "a restore is pending" (drkit restore sets it, post.restore clears it).
+  // Never a package's file, for that reason: dpkg would reset the mode on an upgrade.
   { from: 'postinst/post.restore', to: 'etc/postinst.d/post.restore', mode: 0o644 },
-  { from: `postinst/${UNIT}`, to: `etc/systemd/system/${UNIT}`, mode: 0o644 },
+  { from: `postinst/${UNIT}`, to: `etc/systemd/system/${UNIT}`, mode: 0o644, packaged: `lib/systemd/system/${UNIT}` },
 ];
 
 export function settingsPath(cfg: Config): string {
@@ -104,7 +114,12 @@ export async function installInitrd(cfg: Config, opts: InitrdInstallOptions = {}
   const settingsFile = settingsPath(cfg);
   await writeAtomic(settingsFile, renderSettings(settings, new Date()), 0o644);
   const installed = [settingsFile];
+  let unitLink = `../${UNIT}`;
   for (const f of INSTALL) {
+    if (f.packaged && (await stat(path.join(cfg.paths.root, f.packaged)).catch(() => undefined))) {
+      if (f.to.endsWith(UNIT)) unitLink = `/${f.packaged}`;
+      continue;
+    }
     const dest = path.join(cfg.paths.root, f.to);
     // A pending restore (x-bit set on post.restore) must stay pending.
     const pending = f.to.endsWith('post.restore') && ((await stat(dest).catch(() => undefined))?.mode ?? 0) & 0o100;
@@ -114,7 +129,7 @@ export async function installInitrd(cfg: Config, opts: InitrdInstallOptions = {}
   // What `systemctl enable` does, done by hand so that it also works on a root that is not running.
   const wants = path.join(cfg.paths.root, 'etc/systemd/system/multi-user.target.wants', UNIT);
   await mkdir(path.dirname(wants), { recursive: true });
-  if (!(await lstat(wants).catch(() => undefined))) await symlink(`../${UNIT}`, wants);
+  if (!(await lstat(wants).catch(() => undefined))) await symlink(unitLink, wants);
   installed.push(wants);
   if (update) await updateInitramfs();
   return { settingsFile, settings, installed, initramfsUpdated: update };
