@@ -120,6 +120,8 @@ async function world(t: { teardown(fn: () => unknown): void }): Promise<World> {
   await mk(a('denied/mine'), alice, 0o644, 'alice, denied by ACL\n');
   await symlink('/etc', a('etclink'));
   sh('chown', ['-h', `${alice.uid}:${alice.gid}`, a('etclink')]);
+  await mk(a('big'), alice, 0o700);
+  await mk(a('big/blob'), alice, 0o600, randomBytes(40 * 1024 * 1024)); // restores slowly enough to be interrupted
   await mk(path.join(bob.home, 'secret.txt'), bob, 0o600, 'bob secret\n');
   await chmod(bob.home, 0o700);
   // A root folder on the same filesystem: a rename redirected there would succeed, so it must stay as is.
@@ -226,6 +228,22 @@ t.test('users restore their own files through sudo; what is not theirs is refuse
   t.equal(direct.code, 2);
   t.match(direct.stderr, /through sudo/);
 
+  // interrupted (SIGTERM, as sudo passes it on) while the files are staged: nothing left behind
+  const staging = path.join(sb.home.mnt, '.drkit-my-files');
+  const running = runAs(alice.name, ['sudo', '-n', ...w.allowed, 'restore', 'big']);
+  const drkitPid = await waitFor(async () => {
+    const work = (await readdir(staging)).find((n) => n.startsWith('my-files-'));
+    return work ? Number(work.split('-')[2]) : undefined;
+  });
+  process.kill(drkitPid, 'SIGTERM');
+  const killed = await running.result;
+  t.equal(killed.code, 1, 'interrupted: exit 1');
+  t.match(killed.stderr, /interrupted by SIGTERM/);
+  t.same(await readdir(staging), [], 'the staged files are removed');
+  t.same((await readdir(alice.home)).sort(), homeBefore, 'no folder made');
+  const again = await as(alice, 'list');
+  t.equal(again.code, 0, 'the lock was released');
+
   // nothing written outside her new folders
   t.equal(fingerprint(w.victim), victimBefore, 'the root folder on the same filesystem is unchanged');
   t.equal(fingerprint(bob.home), bobBefore, 'bob\'s home is unchanged');
@@ -243,6 +261,16 @@ t.test('users restore their own files through sudo; what is not theirs is refuse
   t.match(runLog, /restore "etclink\/passwd" from the newest dump: REFUSED: ~\/etclink\/passwd is not in dump/);
   t.match(runLog, new RegExp(`user ${bob.name} \\(uid ${bob.uid}\\) restore ".*" from the newest dump: REFUSED: .*not inside your home`));
 });
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error('waitFor: timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 async function listJson(w: World, u: TestUser): Promise<{ id: string; started: string }> {
   const r = await runAs(u.name, ['sudo', '-n', ...w.allowed, 'list', '--json']).result;

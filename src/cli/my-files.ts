@@ -160,6 +160,11 @@ async function restore(cfg: Config, log: Logger, user: User, who: string, r: { p
     failed(err instanceof LockBusyError ? new Error(`a backup or another restore is running; try again later (${err.message})`) : err, EXIT.failed),
   );
   if (lock.warning) log.warn(lock.warning);
+  // Ctrl-C (sudo passes it on) or SIGTERM: stop xfsrestore, remove the staged files, release the lock.
+  const abort = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => abort.abort(new Error(`interrupted by ${sig}`));
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   try {
     const { dumps, target } = await dumpsOf(cfg).catch((err: Error) => failed(err, EXIT.failed));
     const chosen = r.dump ? dumps.find((d) => d.id === r.dump) : dumps.at(-1);
@@ -172,8 +177,9 @@ async function restore(cfg: Config, log: Logger, user: User, who: string, r: { p
     }
     let result;
     try {
-      result = await restoreMyFiles(cfg, { target, chain, user, path: r.path, log });
+      result = await restoreMyFiles(cfg, { target, chain, user, path: r.path, log, signal: abort.signal });
     } catch (err) {
+      if (abort.signal.aborted) return await failed(abort.signal.reason as Error, EXIT.failed);
       const code = err instanceof MyFilesError && err.kind === 'usage' ? EXIT.usage : EXIT.failed;
       if (!(err instanceof MyFilesError)) log.error(`${asked}: ${(err as Error).stack ?? err}`);
       if (err instanceof MyFilesError) return await failed(err, code, err.kind !== 'failed');
@@ -188,6 +194,8 @@ async function restore(cfg: Config, log: Logger, user: User, who: string, r: { p
       for (const x of visible) process.stdout.write(`  ~/${x.path}: ${x.why}\n`);
     }
   } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
     await lock.release();
   }
 }

@@ -137,9 +137,10 @@ export async function restoreMyFiles(cfg: Config, o: MyRestoreOptions): Promise<
   try {
     const tree = path.join(work, 'tree');
     await stage(o, tree, homeRel, rel, shown);
-    const vetting = new Vetting(o.user, work, o.log);
+    const vetting = new Vetting(o.user, work, o.log, o.signal);
     const top = await vetting.reach(path.join(tree, homeRel), rel, shown, dump.id);
     await vetting.filter(Buffer.from(top), Buffer.from(rel), true);
+    o.signal?.throwIfAborted();
     if (!vetting.kept) {
       throw new MyFilesError(`${shown} in dump ${dump.id}: nothing of it is yours (only files you owned can be restored): refused`, 'refused');
     }
@@ -191,6 +192,7 @@ class Vetting {
     private readonly user: User,
     private readonly work: string,
     private readonly log: Logger,
+    private readonly signal: AbortSignal | undefined,
   ) {}
 
   /**
@@ -220,6 +222,7 @@ class Vetting {
    * could enter is kept only as a plain new folder of theirs, for their own files inside it.
    */
   async filter(p: Buffer, rel: Buffer, parentOwned: boolean): Promise<boolean> {
+    this.signal?.throwIfAborted();
     const st = await lstat(p);
     const mine = st.uid === this.user.uid;
     if (st.isDirectory()) {
