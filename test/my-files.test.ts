@@ -3,7 +3,7 @@
 import t from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, link, lstat, mkdir, readdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeSandbox, type Sandbox } from './lib/sandbox.js';
 import { requireTools } from './lib/loopfs.js';
@@ -103,6 +103,7 @@ async function world(t: { teardown(fn: () => unknown): void }): Promise<World> {
   await mk(a('docs/script.sh'), alice, 0o755, '#!/bin/sh\necho hi\n');
   await mk(a('docs/sub'), alice, 0o700);
   await mk(a('docs/sub/data.bin'), alice, 0o600, randomBytes(200_000));
+  await link(a('docs/report.txt'), a('docs/sub/report-hardlink'));
   await symlink('report.txt', a('docs/link'));
   sh('chown', ['-h', `${alice.uid}:${alice.gid}`, a('docs/link')]);
   // Bob's files inside alice's home: private, and world-readable. Neither is hers.
