@@ -19,6 +19,7 @@ import type { Target } from '../target/target.js';
 import type { Manifest } from '../catalog/manifest.js';
 import type { Logger } from '../report/log.js';
 import { accessAcl } from '../exec/getfacl.js';
+import { filesWithXattr } from '../exec/getfattr.js';
 import { eachLine } from '../exec/lines.js';
 import { processExists } from '../exec/pid.js';
 import { spawn } from '../exec/run.js';
@@ -82,6 +83,11 @@ const WORK_PREFIX = 'my-files-';
  * with what crashed runs left removed. Refuses anything but a real root-owned 0700 directory there.
  */
 async function stagingRoot(cfg: Config): Promise<string> {
+  // Users must not be able to make or swap entries beside it (a sticky 1777 home root would let them).
+  const top = await lstat(cfg.paths.home);
+  if (!top.isDirectory() || top.uid !== 0 || (top.mode & 0o022) !== 0) {
+    throw new MyFilesError(`${cfg.paths.home} is not a root-owned directory writable only by root (owner ${top.uid}, mode ${(top.mode & 0o7777).toString(8)}): refusing to stage files in it`, 'failed');
+  }
   const dir = path.join(cfg.paths.home, STAGING_DIR);
   await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'EEXIST') throw err;
@@ -138,11 +144,11 @@ export async function restoreMyFiles(cfg: Config, o: MyRestoreOptions): Promise<
     const tree = path.join(work, 'tree');
     await stage(o, tree, homeRel, rel, shown);
     const vetting = new Vetting(o.user, work, o.log, o.signal);
-    const top = await vetting.reach(path.join(tree, homeRel), rel, shown, dump.id);
-    await vetting.filter(Buffer.from(top), Buffer.from(rel), true);
+    const top = await vetting.reach(tree, homeRel, rel, shown, dump.id);
+    if (await vetting.filter(Buffer.from(top), Buffer.from(rel), true)) await vetting.dropCapabilities(top, rel);
     o.signal?.throwIfAborted();
     if (!vetting.kept) {
-      throw new MyFilesError(`${shown} in dump ${dump.id}: nothing of it is yours (only files you owned can be restored): refused`, 'refused');
+      throw new MyFilesError(`${shown} in dump ${dump.id}: nothing of it is yours to restore (only what you owned, behind folders you could enter): refused`, 'refused');
     }
     const handover = await vetting.handOver(top, rel);
     const names = [folderName(dump), ...Array.from({ length: 19 }, (_, i) => `${folderName(dump)}-${i + 2}`)];
@@ -196,19 +202,22 @@ class Vetting {
   ) {}
 
   /**
-   * From the staged home down to the asked-for entry: every folder on the way must be a real directory
-   * in the dump (a symlink is never followed) that the user could enter then. Returns the staged entry.
+   * From the top of the home filesystem (whose own attributes a subtree restore does not bring back)
+   * down to the asked-for entry, through the user's home folder: every folder on the way must be a real
+   * directory in the dump (a symlink is never followed) that the user could enter then. Returns the
+   * staged entry.
    */
-  async reach(stagedHome: string, rel: string, shown: string, dumpId: string): Promise<string> {
-    const parts = rel ? rel.split('/') : [];
-    let cur = stagedHome;
-    for (let i = 0; ; i++) {
+  async reach(tree: string, homeRel: string, rel: string, shown: string, dumpId: string): Promise<string> {
+    const above = homeRel.split('/');
+    const parts = [...above, ...(rel ? rel.split('/') : [])];
+    let cur = path.join(tree, parts[0]!);
+    for (let i = 1; ; i++) {
       const st = await lstat(cur).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT') throw new MyFilesError(`${shown} is not in dump ${dumpId}`, 'refused');
         throw err;
       });
       if (i === parts.length) return cur;
-      const upTo = i ? `~/${parts.slice(0, i).join('/')}` : 'your home folder';
+      const upTo = i < above.length ? `the folder ${parts.slice(0, i).join('/')} above your home` : i === above.length ? 'your home folder' : `~/${parts.slice(above.length, i).join('/')}`;
       if (!st.isDirectory()) throw new MyFilesError(`${shown}: ${upTo} was not a folder in dump ${dumpId} (a symlink is never followed): refused`, 'refused');
       if (!(await this.may(Buffer.from(cur), st, SEARCH))) {
         throw new MyFilesError(`${shown}: you could not enter ${upTo} at the time of dump ${dumpId}: refused`, 'refused');
@@ -248,6 +257,20 @@ class Vetting {
     await this.own(p, st);
     this.kept++;
     return true;
+  }
+
+  /**
+   * Files with capabilities (setcap) are left out: capabilities are root's grant, and the administrator
+   * may have withdrawn it since the dump. One getfattr over what is kept.
+   */
+  async dropCapabilities(top: string, rel: string): Promise<void> {
+    const topB = Buffer.from(top);
+    for (const f of await filesWithXattr(top, 'security.capability')) {
+      const suffix = f.subarray(topB.length); // '' or '/...'
+      const relB = rel ? Buffer.concat([Buffer.from(rel), suffix]) : suffix.subarray(1);
+      this.kept--;
+      await this.refuse(f, relB, 'has file capabilities (setcap): ask the administrator', true);
+    }
   }
 
   /**
