@@ -78,6 +78,7 @@ program
   .option('--yes-destroy-home', 'confirm that the home filesystem is reformatted (full restore)')
   .option('--files <path...>', 'restore only these files/directories (absolute under home, or relative to it)')
   .option('--to <dir>', 'with --files: a new or empty directory to restore into')
+  .option('--allow-loss', "with --files: restore even where --to's filesystem cannot hold ACLs, xattrs, owners, ... (named in warnings); without it such a restore is refused")
   .option('--no-progress', 'no progress line even on a terminal')
   .action(async (o: import('./cli/restore.js').RestoreCliOptions) => {
     const { restoreCommand } = await import('./cli/restore.js');

@@ -10,6 +10,7 @@ export interface RestoreCliOptions {
   yesDestroyHome?: boolean;
   files?: string[];
   to?: string;
+  allowLoss?: boolean;
   progress: boolean;
 }
 
@@ -17,6 +18,7 @@ export async function restoreCommand(g: GlobalOptions, o: RestoreCliOptions): Pr
   const cfg = await loadConfigOrExit(g);
   if (o.files && !o.to) throw new CliError('--files needs --to DIR (a new or empty directory)', EXIT.usage);
   if (!o.files && o.to) throw new CliError('--to goes with --files', EXIT.usage);
+  if (!o.files && o.allowLoss) throw new CliError('--allow-loss goes with --files', EXIT.usage);
   if (!o.files && !o.yesDestroyHome) {
     throw new CliError(`a full restore reformats ${cfg.paths.home} and destroys everything on it: add --yes-destroy-home, or use "drkit wizard"`, EXIT.usage);
   }
@@ -38,8 +40,10 @@ export async function restoreCommand(g: GlobalOptions, o: RestoreCliOptions): Pr
     if (o.files) {
       const { restoreFiles, FileRestoreError } = await import('../restore/files.js');
       try {
-        const dest = await restoreFiles(cfg, target, chain, o.files, o.to!);
-        process.stdout.write(`restored ${o.files.join(', ')} from ${last.id} into ${dest}\n`);
+        const { lossLines } = await import('../restore/fidelity.js');
+        const r = await restoreFiles(cfg, target, chain, o.files, o.to!, { allowLoss: o.allowLoss });
+        for (const l of lossLines(r.lost)) log.warn(`restored WITHOUT ${l}`);
+        process.stdout.write(`restored ${o.files.join(', ')} from ${last.id} into ${r.dest}${r.lost.length ? ` (without what ${r.dest}'s filesystem cannot hold, see the warnings)` : ''}\n`);
       } catch (err) {
         if (err instanceof FileRestoreError) throw new CliError(err.message, EXIT.usage);
         throw new CliError((err as Error).message, EXIT.failed);

@@ -19,12 +19,13 @@ export async function readDumpInto(
   target: Target,
   m: Manifest,
   mode: RestoreMode,
-  o: { signal?: AbortSignal; onBytes?: (bytes: number) => void } = {},
+  o: { signal?: AbortSignal; onBytes?: (bytes: number) => void; fromMedium?: boolean } = {},
 ): Promise<ReadBack> {
   const name = dumpObject(m.host, m.id);
   let pump: Pump | undefined;
   const download = await target.read(name, {
     signal: o.signal,
+    fromMedium: o.fromMedium,
     activity: { bytes: () => pump?.bytesRead() ?? 0, waiting: () => pump?.waitingOn('input') ?? false },
   });
   const problems: string[] = [];

@@ -46,12 +46,17 @@ function sweepDead(): void {
   }
 }
 
+/** Create a FIFO (mode 0600) at `p`. */
+export async function makeFifo(p: string): Promise<void> {
+  await run('mkfifo', ['-m', '600', '--', p]);
+}
+
 export async function openPipe(): Promise<Pipe> {
   sweepDead();
   const dir = mkdtempSync(path.join(os.tmpdir(), `${PREFIX}${process.pid}-`)); // mode 0700
   try {
     const p = path.join(dir, 'p');
-    await run('mkfifo', ['-m', '600', p]);
+    await makeFifo(p);
     // Opening one end of a FIFO blocks until the other end is open. A non-blocking reader first lets the
     // writer open at once; then the real, blocking reader (O_NONBLOCK belongs to the open file, which a
     // child would share, so the fds handed out must be opened without it).

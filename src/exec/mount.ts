@@ -17,13 +17,18 @@ export async function mountAt(path: string): Promise<MountInfo | undefined> {
 /** Every mount, from findmnt's raw list output (no tree, no headings, escaped names). */
 export async function mounts(): Promise<MountInfo[]> {
   const r = await run('findmnt', ['-rn', '-o', 'TARGET,SOURCE,FSTYPE,OPTIONS']);
-  return r.stdout
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      const [target, source, fstype, options] = l.split(' ').map(unescapeFindmnt);
-      return { target: target!, source: source!, fstype: fstype!, options: options ?? '' };
-    });
+  return r.stdout.split('\n').filter(Boolean).map(parseMountLine);
+}
+
+/** The mount that holds `path` (findmnt -T: the filesystem a file there would be written to). */
+export async function mountOf(path: string): Promise<MountInfo> {
+  const r = await run('findmnt', ['-rn', '-T', path, '-o', 'TARGET,SOURCE,FSTYPE,OPTIONS']);
+  return parseMountLine(r.stdout.split('\n')[0]!);
+}
+
+function parseMountLine(l: string): MountInfo {
+  const [target, source, fstype, options] = l.split(' ').map(unescapeFindmnt);
+  return { target: target!, source: source!, fstype: fstype!, options: options ?? '' };
 }
 
 /** findmnt -r escapes blanks and odd bytes as \xHH. */

@@ -29,6 +29,8 @@ export interface RunOptions {
   cwd?: string;
   env?: Record<string, string | undefined>;
   input?: string | Buffer;
+  /** An fd of ours the command gets as its stdin (a file it works on by descriptor, not by name). */
+  stdinFd?: number;
   timeoutMs?: number;
   signal?: AbortSignal;
   /** Exit codes that are not failures (rsync 24 "vanished files", for example). */
@@ -55,7 +57,8 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
     reject: false,
     stripFinalNewline: false,
     encoding: 'utf8',
-    stdin: opts.input === undefined ? 'ignore' : 'pipe',
+    // execa's types cannot match a union of stdin kinds against its overloads; each kind alone is valid.
+    stdin: (opts.input !== undefined ? 'pipe' : (opts.stdinFd ?? 'ignore')) as 'ignore',
   });
   const exitCode = r.exitCode ?? -1;
   if (r.failed && !(r.exitCode !== undefined && opts.okExitCodes?.includes(r.exitCode))) {

@@ -11,6 +11,7 @@ import { runSpoolModules, type ModuleOutcome } from '../prepare/spool.js';
 import { dumpToTarget, MissingBaseError } from '../dump/dump.js';
 import { progressLine } from '../dump/progress.js';
 import { verifyAndRecord } from '../verify/verify.js';
+import { sweepStaging } from '../restore/staging.js';
 import type { Logger } from '../report/log.js';
 import { DRKIT_VERSION } from '../version.js';
 
@@ -42,6 +43,8 @@ export async function runBackup(cfg: Config, opts: BackupOptions): Promise<Backu
   // Under the lock nothing else changes the target: this catalog holds until our dump is added.
   const { removed, catalog } = await repairTarget(target, cfg.host);
   for (const r of removed) log.warn(`removed ${r}: left by an interrupted run`);
+  // A restore killed mid-way left its staging folder in home: not data of this appliance, not to be dumped.
+  for (const r of await sweepStaging(cfg.paths.home)) log.warn(`removed ${r}: staging folder left by an interrupted restore`);
 
   if (cfg.systemCopy.enabled) {
     log.info(`system copy: ${cfg.paths.root} and ${cfg.paths.boot} -> ${cfg.paths.systemCopy}`);

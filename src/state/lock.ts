@@ -16,6 +16,7 @@ import { link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { processStart } from '../exec/pid.js';
 
 export interface LockOwner {
   pid: number;
@@ -176,19 +177,4 @@ async function ownerForThisProcess(): Promise<LockOwner> {
   const procStart = await processStart(process.pid);
   if (procStart === undefined) throw new Error(`cannot read /proc/${process.pid}/stat: drkit needs /proc to lock its runs`);
   return { pid: process.pid, startedAt: new Date().toISOString(), procStart, host: os.hostname() };
-}
-
-/** Field 22 (starttime) of /proc/PID/stat; undefined if there is no such process or it is a zombie. */
-async function processStart(pid: number): Promise<string | undefined> {
-  let stat: string;
-  try {
-    stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // Field 2 (the command name, in parentheses) may contain spaces and parentheses: count from the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const [state] = fields; // field 3
-  if (state === 'Z' || state === 'X') return undefined;
-  return fields[22 - 3];
 }

@@ -144,6 +144,8 @@ export class SmbTarget extends FdTarget {
   }
 
   async read(name: string, o: TransferOptions = {}): Promise<Download> {
+    // `o.fromMedium` needs nothing here: smbclient keeps no local cache, every byte comes from the server
+    // (which answers from its own cache or disk: see "What verification proves" in the README).
     const s = await this.session();
     const get = await smbGet(s, this.remote(name), o).catch((err: unknown) => {
       throw this.fail(`reading ${name}`, err);

@@ -31,6 +31,12 @@ export interface Activity {
 export interface TransferOptions {
   signal?: AbortSignal;
   activity?: Activity;
+  /**
+   * Reading: the bytes must come from the storage itself, not from a copy cached on this machine
+   * (verification: a disk that lost a write must not verify from the page cache). A target that keeps no
+   * local cache (smbclient does not) has nothing to do; one that cannot bypass its cache must reject.
+   */
+  fromMedium?: boolean;
 }
 
 /** An object being written. It ends with a successful commit, or with abort (also after a failed commit). */

@@ -1,4 +1,4 @@
-// Real XFS filesystems on loop devices for tests. Every fixture registers its own cleanup with tap's
+// Real XFS (and ext4) filesystems on loop devices for tests. Every fixture registers its own cleanup with tap's
 // teardown, so a failing test still unmounts, detaches and deletes what it made (by path and device).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
@@ -42,7 +42,16 @@ export async function makeLoopXfs(
   t: { teardown(fn: () => unknown): void },
   opts: { sizeMiB?: number; label?: string; mountOptions?: string } = {},
 ): Promise<LoopFs> {
-  requireTools({ 'mkfs.xfs': 'xfsprogs', losetup: 'mount', mount: 'mount' });
+  return makeLoopFs(t, { ...opts, fstype: 'xfs' });
+}
+
+/** The same with ext4 (a destination that is not XFS). */
+export async function makeLoopFs(
+  t: { teardown(fn: () => unknown): void },
+  opts: { sizeMiB?: number; label?: string; mountOptions?: string; fstype: 'xfs' | 'ext4'; mkfsOptions?: string[] },
+): Promise<LoopFs> {
+  const xfs = opts.fstype === 'xfs';
+  requireTools({ [`mkfs.${opts.fstype}`]: xfs ? 'xfsprogs' : 'e2fsprogs', losetup: 'mount', mount: 'mount' });
   const base = await mkdtemp(path.join(os.tmpdir(), 'drkit-loop-'));
   const image = path.join(base, 'fs.img');
   const mnt = path.join(base, 'mnt');
@@ -74,12 +83,12 @@ export async function makeLoopXfs(
   };
   t.teardown(cleanup);
   execFileSync('truncate', ['-s', `${opts.sizeMiB ?? 320}M`, image]);
-  const mkfsArgs = ['-q', '-f'];
+  const mkfsArgs = [...(xfs ? ['-q', '-f'] : ['-q', '-F']), ...(opts.mkfsOptions ?? [])];
   if (opts.label) mkfsArgs.push('-L', opts.label);
-  execFileSync('mkfs.xfs', [...mkfsArgs, image], { stdio: 'pipe' });
+  execFileSync(`mkfs.${opts.fstype}`, [...mkfsArgs, image], { stdio: 'pipe' });
   dev = execFileSync('losetup', ['-f', '--show', image], { encoding: 'utf8' }).trim();
   execFileSync('mkdir', ['-p', mnt]);
-  execFileSync('mount', ['-t', 'xfs', ...(opts.mountOptions ? ['-o', opts.mountOptions] : []), dev, mnt], { stdio: 'pipe' });
+  execFileSync('mount', ['-t', opts.fstype, ...(opts.mountOptions ? ['-o', opts.mountOptions] : []), dev, mnt], { stdio: 'pipe' });
   mounted = true;
   return { image, dev, mnt, cleanup };
 }
