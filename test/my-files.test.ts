@@ -18,6 +18,7 @@ import { folderName, pathInHome, restoreMyFiles, MyFilesError, type User } from 
 import { mayAccess, READ, SEARCH } from '../src/restore/access.js';
 import { parseAcl } from '../src/exec/getfacl.js';
 import { parseMyFilesArgv } from '../src/cli/my-files.js';
+import { STAGING_FOLDER } from '../src/restore/staging.js';
 
 requireTools({
   xfsdump: 'xfsdump', xfsrestore: 'xfsdump', sudo: 'sudo', visudo: 'sudo', runuser: 'util-linux', useradd: 'passwd',
@@ -234,11 +235,11 @@ t.test('users restore their own files through sudo; what is not theirs is refuse
   t.match(direct.stderr, /through sudo/);
 
   // interrupted (SIGTERM, as sudo passes it on) while the files are staged: nothing left behind
-  const staging = path.join(sb.home.mnt, '.drkit-my-files');
+  const staging = path.join(sb.home.mnt, STAGING_FOLDER);
   const running = runAs(alice.name, ['sudo', '-n', ...w.allowed, 'restore', 'big']);
   const drkitPid = await waitFor(async () => {
-    const work = (await readdir(staging)).find((n) => n.startsWith('my-files-'));
-    return work ? Number(work.split('-')[2]) : undefined;
+    const work = (await readdir(staging).catch(() => [])).find((n) => /^\d+-/.test(n));
+    return work ? Number(work.split('-')[0]) : undefined;
   });
   process.kill(drkitPid, 'SIGTERM');
   const killed = await running.result;
@@ -255,8 +256,8 @@ t.test('users restore their own files through sudo; what is not theirs is refuse
   t.equal(sh('find', ['/etc', '-xdev', '-uid', String(alice.uid)]), etcBefore, 'nothing of hers in /etc');
   const hers = [path.join(alice.home)];
   t.same(ownedOutside(sb.home.mnt, alice.uid, hers), [], 'nothing of hers outside her home');
-  t.same(await readdir(path.join(sb.home.mnt, '.drkit-my-files')), [], 'the staging folder is empty again');
-  const st = await lstat(path.join(sb.home.mnt, '.drkit-my-files'));
+  t.same(await readdir(path.join(sb.home.mnt, STAGING_FOLDER)), [], 'the staging folder is empty again');
+  const st = await lstat(path.join(sb.home.mnt, STAGING_FOLDER));
   t.same([st.uid, st.mode & 0o777], [0, 0o700], 'staging is root-only');
 
   // every use is in the run log, with who asked and what was left out
@@ -312,7 +313,7 @@ t.test('a destination replaced by a symlink during the restore is refused; nothi
   t.equal(await readlink(swapped), w.victim, 'her symlink is still there, untouched');
   t.equal(fingerprint(w.victim), victimBefore, 'nothing was written through it');
   t.same((await readdir(alice.home)).filter((n) => n.startsWith('restored-')), [path.basename(swapped)], 'no other folder made');
-  t.same(await readdir(path.join(sb.home.mnt, '.drkit-my-files')), [], 'staging cleaned up after the refusal');
+  t.same(await readdir(path.join(sb.home.mnt, STAGING_FOLDER)), [], 'staging cleaned up after the refusal');
 
   // The same through sudo while alice races in a loop: whenever the folder appears she moves it away and
   // puts a symlink to a root folder in its place. Whatever the interleaving, nothing reaches that folder.

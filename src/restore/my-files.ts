@@ -10,7 +10,7 @@
 // 3. Place: a child process running AS THE USER (place-as-user.ts) moves the checked folder into the home
 //    with one rename, reaching the staging folder only through an inherited fd. Root never writes
 //    anything in the user's home, so no symlink or race there can redirect a root-owned write.
-import { chmod, chown, lchown, lstat, mkdir, mkdtemp, open, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { chmod, chown, lchown, lstat, mkdir, open, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,11 +21,11 @@ import type { Logger } from '../report/log.js';
 import { accessAcl } from '../exec/getfacl.js';
 import { filesWithXattr } from '../exec/getfattr.js';
 import { eachLine } from '../exec/lines.js';
-import { processExists } from '../exec/pid.js';
 import { spawn } from '../exec/run.js';
 import { asUserArgs } from '../exec/setpriv.js';
 import { mayAccess, SEARCH, type Attributes, type Caller } from './access.js';
 import { restoreChain } from './chain.js';
+import { withStaging } from './staging.js';
 
 /** Who asked: from the passwd entry of the sudo caller (never from anything the caller typed). */
 export interface User extends Caller {
@@ -75,34 +75,15 @@ export function folderName(dump: Manifest): string {
   return `restored-${dump.started.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`;
 }
 
-const STAGING_DIR = '.drkit-my-files';
-const WORK_PREFIX = 'my-files-';
-
 /**
- * The root-only staging folder on the home filesystem (same filesystem: the final move is a rename),
- * with what crashed runs left removed. Refuses anything but a real root-owned 0700 directory there.
+ * The home filesystem's root must be root's and writable by nobody else: users must not be able to make
+ * or swap entries beside the staging folder (a sticky 1777 root would let them).
  */
-async function stagingRoot(cfg: Config): Promise<string> {
-  // Users must not be able to make or swap entries beside it (a sticky 1777 home root would let them).
+async function checkHomeRoot(cfg: Config): Promise<void> {
   const top = await lstat(cfg.paths.home);
   if (!top.isDirectory() || top.uid !== 0 || (top.mode & 0o022) !== 0) {
     throw new MyFilesError(`${cfg.paths.home} is not a root-owned directory writable only by root (owner ${top.uid}, mode ${(top.mode & 0o7777).toString(8)}): refusing to stage files in it`, 'failed');
   }
-  const dir = path.join(cfg.paths.home, STAGING_DIR);
-  await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EEXIST') throw err;
-  });
-  const st = await lstat(dir);
-  if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o077) !== 0) {
-    throw new MyFilesError(`${dir} is not a root-only directory (owner ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}): refusing to stage files there`, 'failed');
-  }
-  for (const name of await readdir(dir)) {
-    const pid = Number(name.slice(WORK_PREFIX.length).split('-')[0]);
-    if (name.startsWith(WORK_PREFIX) && Number.isSafeInteger(pid) && pid > 0 && !processExists(pid)) {
-      await rm(path.join(dir, name), { recursive: true, force: true });
-    }
-  }
-  return dir;
 }
 
 export interface MyRestoreOptions {
@@ -138,15 +119,16 @@ export async function restoreMyFiles(cfg: Config, o: MyRestoreOptions): Promise<
   const homeRel = homeInDump(cfg, o.user);
   const dump = o.chain.at(-1)!;
   const shown = rel ? `~/${rel}` : 'your home';
-  const root = await stagingRoot(cfg);
-  const work = await mkdtemp(path.join(root, `${WORK_PREFIX}${process.pid}-`));
-  try {
+  await checkHomeRoot(cfg);
+  // The root-only staging folder on the home filesystem itself (restore/staging.ts): ACLs and xattrs come
+  // back as in the dump, the final move is a rename, and it is removed on every path (SIGTERM included).
+  return withStaging({ on: cfg.paths.home, signal: o.signal }, async ({ dir: work, signal }) => {
     const tree = path.join(work, 'tree');
-    await stage(o, tree, homeRel, rel, shown);
-    const vetting = new Vetting(o.user, work, o.log, o.signal);
+    await stage(o, signal, tree, homeRel, rel, shown);
+    const vetting = new Vetting(o.user, work, o.log, signal);
     const top = await vetting.reach(tree, homeRel, rel, shown, dump.id);
     if (await vetting.filter(Buffer.from(top), Buffer.from(rel), true)) await vetting.dropCapabilities(top, rel);
-    o.signal?.throwIfAborted();
+    signal.throwIfAborted();
     if (!vetting.kept) {
       throw new MyFilesError(`${shown} in dump ${dump.id}: nothing of it is yours to restore (only what you owned, behind folders you could enter): refused`, 'refused');
     }
@@ -154,9 +136,7 @@ export async function restoreMyFiles(cfg: Config, o: MyRestoreOptions): Promise<
     const names = [folderName(dump), ...Array.from({ length: 19 }, (_, i) => `${folderName(dump)}-${i + 2}`)];
     const folder = await placeAsUser(o.user, handover, names, o.beforePlacing);
     return { folder, kept: vetting.kept, refused: vetting.refused };
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  });
 }
 
 /**
@@ -164,11 +144,11 @@ export async function restoreMyFiles(cfg: Config, o: MyRestoreOptions): Promise<
  * dump, and xfsrestore accepts a subtree only at the full dump: then the user's whole home is staged and
  * the path picked from it.
  */
-async function stage(o: MyRestoreOptions, tree: string, homeRel: string, rel: string, shown: string): Promise<void> {
+async function stage(o: MyRestoreOptions, signal: AbortSignal, tree: string, homeRel: string, rel: string, shown: string): Promise<void> {
   const attempt = async (subtree: string) => {
     await rm(tree, { recursive: true, force: true });
     await mkdir(tree, { mode: 0o700 });
-    await restoreChain(o.target, o.chain, { dest: tree, subtrees: [subtree], signal: o.signal });
+    await restoreChain(o.target, o.chain, { dest: tree, subtrees: [subtree], signal });
   };
   const invalid = (err: unknown) => /subtree argument .* invalid/.test((err as Error).message);
   try {
