@@ -19,7 +19,7 @@ import type { Target } from '../target/target.js';
 import type { Manifest } from '../catalog/manifest.js';
 import type { Logger } from '../report/log.js';
 import { accessAcl } from '../exec/getfacl.js';
-import { filesWithXattr } from '../exec/getfattr.js';
+import { filesWithXattr } from '../exec/attr.js';
 import { eachLine } from '../exec/lines.js';
 import { spawn } from '../exec/run.js';
 import { asUserArgs } from '../exec/setpriv.js';
@@ -285,7 +285,8 @@ class Vetting {
   private refuse(p: Buffer, rel: Buffer, why: string, nameVisible: boolean): Promise<false> {
     this.refused.push({ path: rel.toString(), why, nameVisible });
     this.log.info(`left out ${JSON.stringify(show(rel))}: ${why}`);
-    return rm(p, { recursive: true, force: true }).then(() => false);
+    // No `force`: an entry that cannot be found to be removed fails the restore rather than slip through.
+    return rm(p, { recursive: true }).then(() => false);
   }
 
   private async may(p: Buffer, st: Stats, want: number): Promise<boolean> {
