@@ -16,7 +16,7 @@ import { openTarget } from '../src/target/registry.js';
 import { quietLogger } from '../src/report/log.js';
 import { folderName, pathInHome, restoreMyFiles, MyFilesError, type User } from '../src/restore/my-files.js';
 import { mayAccess, READ, SEARCH } from '../src/restore/access.js';
-import { parseAcl } from '../src/exec/getfacl.js';
+import { parseAcl } from '../src/exec/acl.js';
 import { parseMyFilesArgv } from '../src/cli/my-files.js';
 import { STAGING_FOLDER } from '../src/restore/staging.js';
 

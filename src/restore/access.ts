@@ -2,7 +2,7 @@
 // were in the dump (restored into a root-only staging folder), with POSIX.1e ACL semantics: owner entry,
 // then named user entries, then the owning and named groups, then other; named entries and groups limited
 // by the mask.
-import type { AclEntry } from '../exec/getfacl.js';
+import type { AclEntry } from '../exec/acl.js';
 
 export interface Caller {
   uid: number;

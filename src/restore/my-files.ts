@@ -18,7 +18,7 @@ import type { Config } from '../config/types.js';
 import type { Target } from '../target/target.js';
 import type { Manifest } from '../catalog/manifest.js';
 import type { Logger } from '../report/log.js';
-import { accessAcl } from '../exec/getfacl.js';
+import { accessAcl } from '../exec/acl.js';
 import { filesWithXattr } from '../exec/attr.js';
 import { eachLine } from '../exec/lines.js';
 import { spawn } from '../exec/run.js';
