@@ -76,21 +76,29 @@ interface World {
   sb: Sandbox;
   alice: TestUser;
   bob: TestUser;
+  /** Her home is below `staff/`, a folder closed to her at the time of the dumps (opened since). */
+  carol: TestUser;
   /** `sudo <wrapper> --config <cfg> my-files`: what the sudoers rule allows, plus `*`. */
   allowed: string[];
   victim: string;
+  /** The newest dump (an incremental) and the full dump it is based on. */
   dumpId: string;
+  fullId: string;
 }
 
 /**
- * A sandbox appliance whose home holds two real users' homes, a dump of it, the drkit command installed
- * as root's (a root-owned wrapper, like /usr/sbin/drkit) and a sudoers rule for the two users.
+ * A sandbox appliance whose home holds three real users' homes, a full and an incremental dump of it, the
+ * drkit command installed as root's (a root-owned wrapper, like /usr/sbin/drkit) and a sudoers rule for
+ * the users.
  */
 async function world(t: { teardown(fn: () => unknown): void }): Promise<World> {
-  const sb = await makeSandbox(t, { systemCopy: false, verify: 'never' });
+  const sb = await makeSandbox(t, { systemCopy: false, verify: 'never', levels: [0, 1] });
   // The loop fixture's folder is root-only; the users must reach their homes on it.
   await chmod(path.dirname(sb.home.mnt), 0o755);
   const [alice, bob] = (await makeUsers(t, sb.home.mnt, 2)) as [TestUser, TestUser];
+  const staff = path.join(sb.home.mnt, 'staff');
+  await mkdir(staff, { mode: 0o700 });
+  const [carol] = (await makeUsers(t, staff, 1)) as [TestUser];
   const a = (rel: string) => path.join(alice.home, rel);
   const mk = async (p: string, owner: TestUser | 0, mode: number, content?: string | Buffer) => {
     if (content === undefined) await mkdir(p, { recursive: true });
@@ -137,8 +145,14 @@ async function world(t: { teardown(fn: () => unknown): void }): Promise<World> {
   await mk(victim, 0, 0o755);
   await mk(path.join(victim, 'keep'), 0, 0o644, 'untouched\n');
 
+  await mk(path.join(carol.home, 'notes'), carol, 0o600, 'carol\n');
+
   await writeConfig(sb.cfg);
   await runBackup(sb.cfg, { log: quietLogger() });
+  await new Promise((r) => setTimeout(r, 1100)); // a new second for the incremental's timestamps
+  await mk(a('docs/new.txt'), alice, 0o644, 'written after the full dump\n');
+  await runBackup(sb.cfg, { log: quietLogger() });
+  await chmod(staff, 0o755); // opened after the dumps: carol can reach her home now, but could not then
   const target = await openTarget(sb.cfg.targets[sb.cfg.dump.target]!);
   const { dumps } = await readCatalog(target, sb.cfg.host);
   // drkit as an installed root command: a root-owned wrapper, like the package's /usr/sbin/drkit.
@@ -148,8 +162,8 @@ async function world(t: { teardown(fn: () => unknown): void }): Promise<World> {
   await writeFile(wrapper, `#!/bin/sh\nexec ${process.execPath} ${CLI} "$@"\n`, { mode: 0o755 });
   await chmod(sb.work, 0o755); // sudo checks the command path; the users still cannot write anything here
   const allowed = [wrapper, '--config', sb.cfg.file, 'my-files'];
-  await sudoRule(t, [alice.name, bob.name], allowed.join(' '));
-  return { sb, alice, bob, allowed, victim, dumpId: dumps.at(-1)!.id };
+  await sudoRule(t, [alice.name, bob.name, carol.name], allowed.join(' '));
+  return { sb, alice, bob, carol, allowed, victim, dumpId: dumps.at(-1)!.id, fullId: dumps[0]!.id };
 }
 
 /** Everything under `dir` as "path uid mode [sha1]" lines: to prove a folder did not change. */
@@ -166,7 +180,7 @@ function ownedOutside(dir: string, uid: number, allowed: string[]): string[] {
 
 t.test('users restore their own files through sudo; what is not theirs is refused', async (t) => {
   const w = await world(t);
-  const { alice, bob, sb } = w;
+  const { alice, bob, carol, sb } = w;
   const as = (u: TestUser, ...args: string[]) => runAs(u.name, ['sudo', '-n', ...w.allowed, ...args]).result;
   const victimBefore = fingerprint(w.victim);
   const bobBefore = fingerprint(bob.home);
@@ -205,25 +219,52 @@ t.test('users restore their own files through sudo; what is not theirs is refuse
   t.rejects(stat(path.join(`${folder}-3`, 'shared/roots')), 'root\'s file left out');
   t.equal((await lstat(path.join(`${folder}-3`, 'shared'))).uid, alice.uid);
 
+  const into = (out: string) => out.match(/ into (\S+)\n/)?.[1] ?? '';
+  // created after the full dump: found in the incremental (xfsrestore takes a subtree only at the full
+  // dump, so her whole home is staged and the file picked from it)
+  const r4 = await as(alice, 'restore', 'docs/new.txt');
+  t.equal(r4.code, 0, r4.stderr);
+  t.equal(await readFile(path.join(into(r4.stdout), 'docs/new.txt'), 'utf8'), 'written after the full dump\n');
+  // her symlink to /etc comes back as a symlink, nothing is followed
+  const r5 = await as(alice, 'restore', 'etclink');
+  t.equal(r5.code, 0, r5.stderr);
+  t.equal(await readlink(path.join(into(r5.stdout), 'etclink')), '/etc');
+  t.equal((await lstat(path.join(into(r5.stdout), 'etclink'))).uid, alice.uid);
+  // her whole home: everything of hers she could reach, nothing else
+  const r6 = await as(alice, 'restore', '~');
+  t.equal(r6.code, 0, r6.stderr);
+  const whole = into(r6.stdout);
+  t.equal(await readFile(path.join(whole, 'docs/report.txt'), 'utf8'), 'the quarterly report\n');
+  t.equal(await readFile(path.join(whole, 'shared/mine'), 'utf8'), 'alice in a shared folder\n');
+  for (const gone of ['docs/bobs-secret', 'docs/bobs-public', 'shared/roots', 'locked', 'denied', `docs/sub/${CAP_NAME}`]) {
+    await t.rejects(lstat(path.join(whole, gone)), `~ restore: no ${gone}`);
+  }
+  t.same(sh('find', [whole, '!', '-uid', String(alice.uid)]).trim(), '', 'everything in it is hers');
+
   const homeBefore = (await readdir(alice.home)).sort();
   const refusals: [TestUser, string, number, RegExp][] = [
     [alice, 'docs/bobs-secret', 1, /nothing of it is yours/], // mode 600 of another user inside her home
     [alice, 'docs/bobs-public', 1, /nothing of it is yours/], // readable, but not hers
     [alice, `${bob.home}/secret.txt`, 2, /not inside your home/], // another user's file
     [alice, '../' + path.basename(bob.home) + '/secret.txt', 2, /not inside your home/],
-    [alice, 'etclink/passwd', 1, /not in dump|not a folder in dump/], // through a symlink to /etc
-    [alice, 'etclink/shadow', 1, /not in dump|not a folder in dump/],
+    [alice, 'etclink/passwd', 1, /~\/etclink was not a folder in dump .*symlink is never followed/], // through a symlink to /etc
+    [alice, 'etclink/shadow', 1, /~\/etclink was not a folder in dump/],
     [alice, 'locked/mine', 1, /could not enter ~\/locked/], // hers, behind a folder she could not enter
     [alice, 'denied/mine', 1, /could not enter ~\/denied/], // the same, by an ACL
     [alice, 'nosuch', 1, /not in dump/],
+    [carol, 'notes', 1, /could not enter the folder staff above your home/], // closed at the time of the dump
     [bob, `${alice.home}/docs/report.txt`, 2, /not inside your home/],
   ];
   for (const [u, p, code, msg] of refusals) {
     const x = await as(u, 'restore', p);
-    t.equal(x.code, code, `${u === alice ? 'alice' : 'bob'} restore ${p}: exit ${code}`);
+    t.equal(x.code, code, `${u.name} restore ${p}: exit ${code}`);
     t.match(x.stderr, msg, p);
   }
+  const older = await as(alice, 'restore', '--dump', w.fullId, 'docs/new.txt');
+  t.equal(older.code, 1, 'not in the older dump');
+  t.match(older.stderr, new RegExp(`~/docs/new.txt is not in dump ${w.fullId}`));
   t.same((await readdir(alice.home)).sort(), homeBefore, 'no folder was made for a refused restore');
+  t.same(await readdir(w.carol.home), ['notes'], 'nothing in carol\'s home');
   t.same((await readdir(bob.home)).sort(), ['secret.txt'], 'nothing in bob\'s home');
 
   // whatever is after `my-files`, and the environment, cannot choose the configuration or add options
@@ -267,7 +308,7 @@ t.test('users restore their own files through sudo; what is not theirs is refuse
   const runLog = await readFile(path.join(sb.cfg.paths.logDir, 'drkit.log'), 'utf8');
   t.match(runLog, new RegExp(`\\[my-files\\] user ${alice.name} \\(uid ${alice.uid}\\) listed the dumps`));
   t.match(runLog, new RegExp(`user ${alice.name} \\(uid ${alice.uid}\\) restore "docs" from the newest dump: restored \\d+ entries from ${w.dumpId} into ${folder}; left out 3: "docs/bobs-(secret|public)" \\(not yours\\), .*"docs/sub/${re(JSON.stringify(CAP_NAME).slice(1, -1))}" \\(has file capabilities`));
-  t.match(runLog, /restore "etclink\/passwd" from the newest dump: REFUSED: ~\/etclink\/passwd is not in dump/);
+  t.match(runLog, /restore "etclink\/passwd" from the newest dump: REFUSED: ~\/etclink\/passwd: ~\/etclink was not a folder in dump .* \(a symlink is never followed\)/);
   t.match(runLog, new RegExp(`user ${bob.name} \\(uid ${bob.uid}\\) restore ".*" from the newest dump: REFUSED: .*not inside your home`));
 });
 
