@@ -35,6 +35,7 @@ t.test('paths are taken lexically, inside the home only', async (t) => {
   t.equal(pathInHome(u, '~/docs/'), 'docs');
   t.equal(pathInHome(u, 'docs/../x'), 'x');
   t.equal(pathInHome(u, '~'), '');
+  t.throws(() => pathInHome(u, 'a\nb'), /control character/);
   for (const bad of ['/home/bob/x', '/home/alice/../bob', '../bob/x', '/etc/passwd', '/home/alicex/y']) {
     t.throws(() => pathInHome(u, bad), /not inside your home/, bad);
   }
@@ -252,6 +253,7 @@ t.test('users restore their own files through sudo; what is not theirs is refuse
     [alice, 'locked/mine', 1, /could not enter ~\/locked/], // hers, behind a folder she could not enter
     [alice, 'denied/mine', 1, /could not enter ~\/denied/], // the same, by an ACL
     [alice, 'nosuch', 1, /not in dump/],
+    [alice, 'nosuch\n2026-01-01T00:00:00.000Z INFO  [my-files] FAKE', 2, /control character/], // and no fake log line
     [carol, 'notes', 1, /could not enter the folder staff above your home/], // closed at the time of the dump
     [bob, `${alice.home}/docs/report.txt`, 2, /not inside your home/],
   ];
@@ -308,6 +310,8 @@ t.test('users restore their own files through sudo; what is not theirs is refuse
   const runLog = await readFile(path.join(sb.cfg.paths.logDir, 'drkit.log'), 'utf8');
   t.match(runLog, new RegExp(`\\[my-files\\] user ${alice.name} \\(uid ${alice.uid}\\) listed the dumps`));
   t.match(runLog, new RegExp(`user ${alice.name} \\(uid ${alice.uid}\\) restore "docs" from the newest dump: restored \\d+ entries from ${w.dumpId} into ${folder}; left out 3: "docs/bobs-(secret|public)" \\(not yours\\), .*"docs/sub/${re(JSON.stringify(CAP_NAME).slice(1, -1))}" \\(has file capabilities`));
+  t.notMatch(runLog, /^\S+ INFO  \[my-files\] FAKE/m, 'a newline in the path does not start a log line');
+  t.match(runLog, /restore "nosuch\\n2026-01-01T00:00:00.000Z INFO  \[my-files\] FAKE" from the newest dump: REFUSED: the path has a control character/, 'it is quoted');
   t.match(runLog, /restore "etclink\/passwd" from the newest dump: REFUSED: ~\/etclink\/passwd: ~\/etclink was not a folder in dump .* \(a symlink is never followed\)/);
   t.match(runLog, new RegExp(`user ${bob.name} \\(uid ${bob.uid}\\) restore ".*" from the newest dump: REFUSED: .*not inside your home`));
 });

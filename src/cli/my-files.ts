@@ -106,7 +106,9 @@ export async function myFilesCommand(argv: readonly string[], env: NodeJS.Proces
 }
 
 /** Every use goes to the run log and to syslog (auth-relevant: a root command run for a user). */
-async function audit(log: Logger, level: 'info' | 'warn', msg: string): Promise<void> {
+async function audit(log: Logger, level: 'info' | 'warn', text: string): Promise<void> {
+  // The user's path reaches the message (in reasons too): no control character may start a fake log line.
+  const msg = text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   log[level](msg);
   const { syslog } = await import('../exec/logger.js');
   await syslog(level === 'info' ? 'info' : 'warning', `my-files: ${msg.length > 900 ? `${msg.slice(0, 900)}...` : msg}`).catch((err: Error) => log.warn(`syslog: ${err.message}`));

@@ -54,6 +54,9 @@ export class MyFilesError extends Error {
  */
 export function pathInHome(user: Pick<User, 'home'>, p: string): string {
   if (!p) throw new MyFilesError('no path given', 'usage');
+  // xfsrestore reports on lines; a name with a newline cannot be told apart from its messages. Such an
+  // entry comes back with the folder holding it.
+  if (/[\x00-\x1f\x7f]/.test(p)) throw new MyFilesError('the path has a control character (a newline?): restore the folder holding it instead', 'usage');
   const home = path.normalize(user.home);
   const abs = p === '~' ? home : p.startsWith('~/') ? path.join(home, p.slice(2)) : path.isAbsolute(p) ? path.normalize(p) : path.join(home, p);
   const rel = path.relative(home, abs);
