@@ -35,6 +35,7 @@ t.test('paths are taken lexically, inside the home only', async (t) => {
   t.equal(pathInHome(u, '~/docs/'), 'docs');
   t.equal(pathInHome(u, 'docs/../x'), 'x');
   t.equal(pathInHome(u, '~'), '');
+  t.equal(pathInHome(u, '~/..hidden'), '..hidden', 'a name starting with two dots is a name');
   t.throws(() => pathInHome(u, 'a\nb'), /control character/);
   for (const bad of ['/home/bob/x', '/home/alice/../bob', '../bob/x', '/etc/passwd', '/home/alicex/y']) {
     t.throws(() => pathInHome(u, bad), /not inside your home/, bad);

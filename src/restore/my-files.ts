@@ -5,8 +5,9 @@
 //    filesystem itself. There every entry has the owner, mode and ACL it had in the dump, and no user can
 //    reach, swap or link anything in it.
 // 2. Check: every folder from the user's home down to what was asked for must have been enterable by the
-//    user at backup time, and only entries the user owned are kept (devices never); everything else is
-//    deleted from staging before anything leaves it. Decided from the dump's attributes, never the path.
+//    user at backup time, and only entries the user owned are kept (devices and files with capabilities
+//    never); everything else is deleted from staging before anything leaves it. Decided from the dump's
+//    attributes, never the path.
 // 3. Place: a child process running AS THE USER (place-as-user.ts) moves the checked folder into the home
 //    with one rename, reaching the staging folder only through an inherited fd. Root never writes
 //    anything in the user's home, so no symlink or race there can redirect a root-owned write.
@@ -60,14 +61,14 @@ export function pathInHome(user: Pick<User, 'home'>, p: string): string {
   const home = path.normalize(user.home);
   const abs = p === '~' ? home : p.startsWith('~/') ? path.join(home, p.slice(2)) : path.isAbsolute(p) ? path.normalize(p) : path.join(home, p);
   const rel = path.relative(home, abs);
-  if (rel.startsWith('..') || path.isAbsolute(rel)) throw new MyFilesError(`${p} is not inside your home ${home}: you can restore only your own files`, 'usage');
+  if (rel === '..' || rel.startsWith('../') || path.isAbsolute(rel)) throw new MyFilesError(`${p} is not inside your home ${home}: you can restore only your own files`, 'usage');
   return rel === '.' ? '' : rel;
 }
 
 /** The user's home as a path inside a dump of the home filesystem. */
 export function homeInDump(cfg: Config, user: Pick<User, 'home' | 'name'>): string {
   const rel = path.relative(path.normalize(cfg.paths.home), path.normalize(user.home));
-  if (!rel || rel === '.' || rel.startsWith('..') || path.isAbsolute(rel)) {
+  if (!rel || rel === '.' || rel === '..' || rel.startsWith('../') || path.isAbsolute(rel)) {
     throw new MyFilesError(`your home ${user.home} is not on the backed-up filesystem ${cfg.paths.home}: there is nothing of yours in the dumps`, 'refused');
   }
   return rel;
