@@ -14,6 +14,7 @@ import { runBackup } from '../src/pipeline/backup.js';
 import { readCatalog, chainFor } from '../src/catalog/catalog.js';
 import { openTarget } from '../src/target/registry.js';
 import { quietLogger } from '../src/report/log.js';
+import { acquireLock } from '../src/state/lock.js';
 import { folderName, pathInHome, restoreMyFiles, MyFilesError, type User } from '../src/restore/my-files.js';
 import { mayAccess, READ, SEARCH } from '../src/restore/access.js';
 import { parseAcl } from '../src/exec/acl.js';
@@ -296,6 +297,12 @@ t.test('users restore their own files through sudo; what is not theirs is refuse
   t.same((await readdir(alice.home)).sort(), homeBefore, 'no folder made');
   const again = await as(alice, 'list');
   t.equal(again.code, 0, 'the lock was released');
+
+  // while a backup (or another restore) holds the run lock: refused, try again later
+  const held = await acquireLock(sb.cfg.paths.lock);
+  const busy = await as(bob, 'restore', 'secret.txt').finally(() => held.release());
+  t.equal(busy.code, 1);
+  t.match(busy.stderr, /a backup or another restore is running; try again later/);
 
   // nothing written outside her new folders
   t.equal(fingerprint(w.victim), victimBefore, 'the root folder on the same filesystem is unchanged');
