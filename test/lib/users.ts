@@ -3,7 +3,7 @@
 // other helpers on this machine never meet them.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, chown, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 export interface TestUser {
@@ -17,6 +17,7 @@ type Teardown = { teardown(fn: () => unknown): void };
 
 /** `count` users whose homes are `<homes>/<name>` (made here: owned by them, mode 0750). */
 export async function makeUsers(t: Teardown, homes: string, count: number): Promise<TestUser[]> {
+  await sweepTestUsers();
   const tag = randomBytes(3).toString('hex');
   const users: TestUser[] = [];
   for (let i = 0; i < count; i++) {
@@ -75,4 +76,33 @@ export async function sudoRule(t: Teardown, users: string[], command: string): P
   await writeFile(tmp, `${users.join(', ')} ALL=(root) NOPASSWD: ${command} *\n`, { mode: 0o440 });
   execFileSync('visudo', ['-c', '-q', '-f', tmp], { stdio: 'pipe' });
   await rename(tmp, file);
+}
+
+const TEST_USER = /^dkmf[0-9a-f]{6}\d+$/;
+
+/**
+ * What a test run killed before its teardown (SIGKILL, a timeout) left: test users whose home is gone
+ * with its loop device, and test sudoers drop-ins that name only users that no longer exist.
+ */
+async function sweepTestUsers(): Promise<void> {
+  const passwd = await readFile('/etc/passwd', 'utf8');
+  const live = new Set<string>();
+  for (const line of passwd.split('\n')) {
+    const [name, , , , , home] = line.split(':');
+    if (!name || !TEST_USER.test(name)) continue;
+    if (home && (await access(home).then(() => true, () => false))) live.add(name);
+    else {
+      try {
+        execFileSync('userdel', [name], { stdio: 'ignore' });
+        execFileSync('groupdel', [name], { stdio: 'ignore' });
+      } catch {
+        /* gone meanwhile, or the group went with the user */
+      }
+    }
+  }
+  for (const f of await readdir('/etc/sudoers.d')) {
+    if (!/^drkit-test-[0-9a-f]+$/.test(f)) continue;
+    const users = (await readFile(path.join('/etc/sudoers.d', f), 'utf8')).split(' ALL=')[0]!.split(',').map((u) => u.trim());
+    if (!users.some((u) => live.has(u))) await rm(path.join('/etc/sudoers.d', f), { force: true });
+  }
 }
