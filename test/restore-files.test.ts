@@ -10,7 +10,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeSandbox } from './lib/sandbox.js';
 import { makeLoopFs, makeLoopXfs, requireTools, tmpDir } from './lib/loopfs.js';
-import { runCli, writeConfig } from './lib/cli.js';
+import { runCli, startCli, writeConfig } from './lib/cli.js';
 import { populateTree, compareTrees } from './lib/tree.js';
 import { runBackup } from '../src/pipeline/backup.js';
 import { readCatalog, chainFor } from '../src/catalog/catalog.js';
@@ -22,6 +22,7 @@ import { quietLogger } from '../src/report/log.js';
 requireTools({ xfsdump: 'xfsdump', xfsrestore: 'xfsdump', rsync: 'rsync', getfattr: 'attr', setfattr: 'attr', setfacl: 'acl', 'mkfs.ext4': 'e2fsprogs' });
 
 type T = Parameters<typeof makeSandbox>[0];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A sandbox whose home holds the demanding tree in users/, backed up once. */
 async function backedUpTree(t: T) {
@@ -29,9 +30,13 @@ async function backedUpTree(t: T) {
   const users = path.join(sb.home.mnt, 'users');
   await populateTree(users);
   await runBackup(sb.cfg, { log: quietLogger() });
-  const target = await openTarget(sb.cfg.targets[sb.cfg.dump.target]!);
-  const { dumps } = await readCatalog(target, sb.cfg.host);
-  return { sb, users, target, chain: chainFor(dumps, dumps.at(-1)!.id), conf: await writeConfig(sb.cfg) };
+  return { sb, users, ...(await backedUpChain(sb.cfg)), conf: await writeConfig(sb.cfg) };
+}
+
+async function backedUpChain(cfg: Parameters<typeof runBackup>[0]) {
+  const target = await openTarget(cfg.targets[cfg.dump.target]!);
+  const { dumps } = await readCatalog(target, cfg.host);
+  return { target, chain: chainFor(dumps, dumps.at(-1)!.id) };
 }
 
 const stagingLeft = async (home: string) => readdir(path.join(home, STAGING_FOLDER)).catch(() => [] as string[]);
@@ -99,6 +104,10 @@ t.test('a destination without xattr and ACL support (ramfs): refused naming what
   t.rejects(stat(to), 'nothing was restored there (the folder drkit made is gone again)');
   t.same(await stagingLeft(sb.home.mnt), [], 'no staging folder left');
 
+  // Staging itself must be XFS, or the loss would happen there unseen: a home that is not is refused.
+  const { target, chain } = await backedUpChain(sb.cfg);
+  await t.rejects(restoreFiles({ ...sb.cfg, paths: { ...sb.cfg.paths, home: mnt.dir } }, target, chain, ['users'], to), /stages on the home filesystem, and \S+ is not XFS/);
+
   const lossy = await runCli(['--config', conf, 'restore', '--files', 'users/xattr', 'users/acl', 'users/plain', '--to', to, '--allow-loss']);
   t.equal(lossy.code, 0, `--allow-loss: exit 0: ${lossy.stderr}`);
   t.match(lossy.stderr, /warn: restored WITHOUT POSIX ACLs: /);
@@ -108,11 +117,58 @@ t.test('a destination without xattr and ACL support (ramfs): refused naming what
   t.same(diffs.filter((d) => !/(ACL|xattr \S+): /.test(d)), [], 'only ACLs and xattrs differ');
 });
 
+t.test('drkit restore --files killed with -9 leaves its staging folder, which the next run removes; SIGTERM cleans up at once', async (t) => {
+  const sb = await makeSandbox(t, { homeSizeMiB: 1024, systemCopy: false, verify: 'never' });
+  await mkdir(path.join(sb.home.mnt, 'big'));
+  for (let i = 0; i < 6; i++) execFileSync('dd', ['if=/dev/urandom', `of=${path.join(sb.home.mnt, 'big', `f${i}`)}`, 'bs=1M', 'count=50', 'status=none']);
+  await runBackup(sb.cfg, { log: quietLogger() });
+  const conf = await writeConfig(sb.cfg);
+  const to = path.join(sb.work, 'restored');
+  const base = path.join(sb.home.mnt, STAGING_FOLDER);
+  /** Start a restore and wait until data arrives in its staging folder. */
+  const started = async (not?: string) => {
+    const run = startCli(['--config', conf, 'restore', '--files', 'big', '--to', to]);
+    t.teardown(() => run.child.kill('SIGKILL'));
+    const landed = async () => {
+      for (const d of await readdir(base).catch(() => [] as string[])) {
+        if (path.join(base, d) === not) continue;
+        const files = await readdir(path.join(base, d, 'big')).catch(() => [] as string[]);
+        if (files.length) return path.join(base, d);
+      }
+      return undefined;
+    };
+    for (let i = 0; i < 600 && !(await landed()); i++) await sleep(50);
+    const dir = await landed();
+    t.ok(dir, 'the restore is writing into its staging folder');
+    return { run, dir: dir! };
+  };
+
+  const first = await started();
+  first.run.child.kill('SIGKILL');
+  await first.run.result;
+  await sleep(1000); // xfsrestore sees the end of its input and exits
+  t.ok((await stat(first.dir)).isDirectory(), 'kill -9: the staging folder is left behind');
+
+  const second = await started(first.dir);
+  await t.rejects(stat(first.dir), 'the next run removed the dead run\'s folder');
+  second.run.child.kill('SIGTERM');
+  const r = await second.run.result;
+  t.equal(r.code, 1, 'SIGTERM: exit 1');
+  t.match(r.stderr, /interrupted by SIGTERM/);
+  t.same(await readdir(base), [], 'no staging folder left');
+  t.same(await readdir(to), [], 'and nothing in the destination (the folder the killed run made is empty)');
+});
+
 t.test('staging: root-only, on the asked filesystem, removed after success, failure and SIGTERM', async (t) => {
   const fs = await makeLoopXfs(t);
+  // A default ACL on the filesystem's root must not reach what is restored into staging.
+  execFileSync('setfacl', ['-d', '-m', 'u:1001:rwx', fs.mnt]);
   let seen = '';
   const v = await withStaging({ on: fs.mnt }, async (s) => {
     seen = s.dir;
+    await writeFile(path.join(s.dir, 'acl-probe'), '');
+    t.equal(execFileSync('getfacl', ['-c', '-d', s.dir], { encoding: 'utf8' }), '', 'no default ACL inherited by the staging folder');
+    t.notMatch(execFileSync('getfacl', ['-c', path.join(s.dir, 'acl-probe')], { encoding: 'utf8' }), /user:1001/, 'a file created there gets no ACL entries');
     t.equal(path.dirname(s.dir), path.join(fs.mnt, STAGING_FOLDER));
     t.equal((await stat(path.dirname(s.dir))).mode & 0o777, 0o700, 'the staging parent is root-only');
     t.equal((await stat(s.dir)).mode & 0o777, 0o700, 'the staging folder is root-only');
@@ -142,6 +198,9 @@ t.test('staging: root-only, on the asked filesystem, removed after success, fail
   }).catch((e: Error) => e);
   t.match((err as Error).message, /interrupted by SIGTERM/);
   await t.rejects(stat(seen), 'removed after SIGTERM');
+  // A service that handles its signals itself: no listener of ours (which would keep Node from exiting).
+  const before = process.listenerCount('SIGTERM');
+  await withStaging({ on: fs.mnt, catchSignals: false }, async () => t.equal(process.listenerCount('SIGTERM'), before, 'catchSignals: false adds no SIGTERM listener'));
   t.same(await readdir(path.join(fs.mnt, STAGING_FOLDER)), []);
 });
 

@@ -1,6 +1,11 @@
 // The acl tools: setfacl, and getfacl for the access ACL of one file (parsed once here).
 import { run } from './run.js';
 
+/** Remove `dir`'s default ACL and extended ACL entries (`setfacl -b -k`): what is created inside inherits nothing. */
+export async function clearAcl(dir: string): Promise<void> {
+  await run('setfacl', ['-b', '-k', '--', dir]);
+}
+
 /** Add ACL entries (`u:1002:r--`) to `file`; `default` sets a directory's default ACL. */
 export async function addAcl(file: string, entries: string, o: { default?: boolean } = {}): Promise<void> {
   await run('setfacl', [...(o.default ? ['-d'] : []), '-m', entries, '--', file]);

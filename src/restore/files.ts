@@ -4,7 +4,7 @@
 // So the files are restored into a staging folder on the home filesystem (XFS) first, then moved (same
 // filesystem) or copied with everything kept (rsync -aHAXS) to the destination; what the destination
 // cannot hold is named, and the restore refused unless the operator accepts the loss.
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/types.js';
 import type { Target } from '../target/target.js';
@@ -14,6 +14,9 @@ import { rsyncCopy, type XattrFailure } from '../exec/rsync.js';
 import { restoreChain } from './chain.js';
 import { withStaging } from './staging.js';
 import { dropsFor, losses, lossLines, treeNeeds, type Loss } from './fidelity.js';
+
+/** statfs(2) f_type of XFS ("XFSB"). */
+const XFS_MAGIC = 0x58465342;
 
 export class FileRestoreError extends Error {
   override name = 'FileRestoreError';
@@ -60,6 +63,10 @@ export interface FileRestoreResult {
 
 export async function restoreFiles(cfg: Config, target: Target, chain: Manifest[], paths: string[], to: string, o: FileRestoreOptions = {}): Promise<FileRestoreResult> {
   const subtrees = paths.map((p) => dumpPath(cfg, p));
+  // Staging must hold everything xfsrestore writes, or the loss would happen there, unseen.
+  if ((await statfs(cfg.paths.home)).type !== XFS_MAGIC) {
+    throw new FileRestoreError(`single-file restore stages on the home filesystem, and ${cfg.paths.home} is not XFS (not mounted?): it could lose ACLs and attributes unseen`);
+  }
   const { dest, created } = await checkDestination(cfg, to);
   let copying: string[] = [];
   try {

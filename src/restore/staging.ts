@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, readdir, rm, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { processStart } from '../exec/pid.js';
+import { clearAcl } from '../exec/acl.js';
 
 export const STAGING_FOLDER = '.drkit-staging';
 
@@ -26,6 +27,12 @@ export interface StagingOptions {
   reserveBytes?: number;
   /** The caller's stop. */
   signal?: AbortSignal;
+  /**
+   * Stop the work and clean up on SIGTERM/SIGINT (default true: a command that runs once and then exits).
+   * A long-running service that handles these signals itself passes false and aborts `signal` instead:
+   * while a listener of ours is installed, Node would not end the process on them.
+   */
+  catchSignals?: boolean;
 }
 
 export interface Staging {
@@ -60,14 +67,18 @@ export async function withStaging<T>(o: StagingOptions, work: (s: Staging) => Pr
   const free = await freeBytes(base);
   if (free < reserve) throw new StagingError(`cannot stage on ${o.on}: ${human(free)} free, and ${human(reserve)} must stay free for the live data there`);
 
+  const dir = path.join(base, `${process.pid}-${await processStart(process.pid)}-${randomBytes(4).toString('hex')}`);
+  const catchSignals = o.catchSignals ?? true;
   const stop = new AbortController();
   const abort = (why: Error) => {
     if (!stop.signal.aborted) stop.abort(why);
   };
   const onSignal = (sig: NodeJS.Signals) => abort(new Error(`interrupted by ${sig}`));
   const onCallerAbort = () => abort(o.signal!.reason instanceof Error ? o.signal!.reason : new Error('stopped'));
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  if (catchSignals) {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
   o.signal?.addEventListener('abort', onCallerAbort, { once: true });
   const watch = setInterval(() => {
     freeBytes(base).then(
@@ -78,9 +89,10 @@ export async function withStaging<T>(o: StagingOptions, work: (s: Staging) => Pr
     );
   }, WATCH_MS);
 
-  const dir = path.join(base, `${process.pid}-${await processStart(process.pid)}-${randomBytes(4).toString('hex')}`);
   try {
     await mkdir(dir, { mode: 0o700 });
+    // A default ACL on home would be inherited, and restored files would carry entries the dump does not have.
+    await clearAcl(dir);
     const dev = (await stat(dir)).dev;
     const result = await work({ dir, dev, signal: stop.signal });
     stop.signal.throwIfAborted(); // stopped at the very end: the caller must not take a half result for a whole one
@@ -92,7 +104,10 @@ export async function withStaging<T>(o: StagingOptions, work: (s: Staging) => Pr
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
     o.signal?.removeEventListener('abort', onCallerAbort);
-    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch((err: Error) => {
+      // An immutable or append-only file from the dump (chattr +i) cannot be unlinked by anyone.
+      throw new StagingError(`cannot remove the staging folder ${dir}: ${err.message}; remove it by hand (chattr -R -i -a first if needed)`);
+    });
   }
 }
 
@@ -131,6 +146,7 @@ async function stagingBase(on: string): Promise<string> {
   if (!st.isDirectory()) throw new StagingError(`${base} is not a directory (a link?): refusing to stage there; remove it`);
   if (st.uid !== process.getuid!()) throw new StagingError(`${base} belongs to uid ${st.uid}, not to root: refusing to stage there; remove it`);
   if (st.mode & 0o077) await chmod(base, 0o700);
+  await clearAcl(base);
   return base;
 }
 
