@@ -188,7 +188,9 @@ t.test('users restore their own files through sudo; what is not theirs is refuse
   const victimBefore = fingerprint(w.victim);
   const bobBefore = fingerprint(bob.home);
   const etcBefore = sh('find', ['/etc', '-xdev', '-uid', String(alice.uid)]);
-  const folder = path.join(alice.home, folderName({ started: (await listJson(w, alice)).started } as never));
+  const newest = await listJson(w, alice); // list --json, as a user sees it
+  t.equal(newest.id, w.dumpId);
+  const folder = path.join(alice.home, `restored-${newest.started.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`);
 
   // list
   const l = await as(alice, 'list');
