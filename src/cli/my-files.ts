@@ -85,14 +85,26 @@ export async function checkTrustedFile(file: string): Promise<void> {
 /** Entry point: `argv` is process.argv.slice(2), `env` the environment sudo gave us (only SUDO_UID/SUDO_USER are read). */
 export async function myFilesCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const { DEFAULT_CONFIG_PATH, loadConfig, ConfigError } = await import('../config/load.js');
-  const { config, request } = parseMyFilesArgv(argv, DEFAULT_CONFIG_PATH);
-  const user = await sudoCaller(env);
-  await checkTrustedFile(config);
   let cfg: Config;
+  let user: User;
+  let request: MyFilesRequest;
   try {
-    cfg = await loadConfig(config);
+    let config: string;
+    ({ config, request } = parseMyFilesArgv(argv, DEFAULT_CONFIG_PATH));
+    user = await sudoCaller(env);
+    await checkTrustedFile(config);
+    try {
+      cfg = await loadConfig(config);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new CliError(`the drkit configuration is wrong; tell your administrator:\n${err.message}`, EXIT.usage);
+      throw err;
+    }
   } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(`the drkit configuration is wrong; tell your administrator:\n${err.message}`, EXIT.usage);
+    // Refused before there is a trusted configuration (so no run log): under sudo, syslog still hears of it.
+    if (process.getuid?.() === 0 && env.SUDO_UID) {
+      const { syslog } = await import('../exec/logger.js');
+      await syslog('warning', escapeControls(`my-files: uid ${env.SUDO_UID} (${env.SUDO_USER ?? '?'}) ${JSON.stringify(argv.join(' '))}: REFUSED: ${(err as Error).message}`).slice(0, 1000)).catch(() => undefined);
+    }
     throw err;
   }
   const log = createLogger({ logDir: cfg.paths.logDir, tag: 'my-files' });
@@ -105,10 +117,12 @@ export async function myFilesCommand(argv: readonly string[], env: NodeJS.Proces
   }
 }
 
+/** No control character may start a fake log line: the user's words reach the messages. */
+const escapeControls = (text: string) => text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+
 /** Every use goes to the run log and to syslog (auth-relevant: a root command run for a user). */
 async function audit(log: Logger, level: 'info' | 'warn', text: string): Promise<void> {
-  // The user's path reaches the message (in reasons too): no control character may start a fake log line.
-  const msg = text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  const msg = escapeControls(text);
   log[level](msg);
   const { syslog } = await import('../exec/logger.js');
   await syslog(level === 'info' ? 'info' : 'warning', `my-files: ${msg.length > 900 ? `${msg.slice(0, 900)}...` : msg}`).catch((err: Error) => log.warn(`syslog: ${err.message}`));
