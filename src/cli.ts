@@ -117,6 +117,23 @@ program
     return wizardCommand(globals(), o);
   });
 
+const myFiles = program
+  .command('my-files')
+  .description('for users, through sudo: list the dumps, and restore your own files from your home into ~/restored-<dump date>/');
+// The action parses the command line again, strictly, and trusts nothing else the caller controls
+// (cli/my-files.ts): commander's parse only serves --help.
+const runMyFiles = async () => {
+  const { myFilesCommand } = await import('./cli/my-files.js');
+  return myFilesCommand(process.argv.slice(2), process.env);
+};
+myFiles.command('list').description('the dumps you can restore from, newest last').option('--json', 'machine-readable output').action(runMyFiles);
+myFiles
+  .command('restore')
+  .description('restore a file or folder of your home, as it was in a dump, into a new folder ~/restored-<dump date>/ (only what you owned)')
+  .argument('<path>', 'in your home: absolute, ~/..., or relative to your home')
+  .option('--dump <id>', 'the dump (default: the newest; see "my-files list")')
+  .action(runMyFiles);
+
 const initrd = program.command('initrd').description('the boot-time half of a full restore');
 initrd
   .command('install')

@@ -89,6 +89,8 @@ export interface SpawnOptions {
    * children of their own: killing only the shell would leave them running, holding our pipes open.
    */
   group?: boolean;
+  /** More fds of ours the child gets as its fds 3, 4, ... (the caller closes its copies). */
+  fds?: number[];
 }
 
 /** A long-running child whose stdio the caller streams. The caller must await `done`. */
@@ -104,6 +106,10 @@ export interface Spawned {
 
 export async function spawn(cmd: string, args: readonly string[], opts: SpawnOptions = {}): Promise<Spawned> {
   const { execa } = await loadExeca();
+  // execa's types cannot match a union of stdio kinds against its overloads; each kind alone is valid.
+  const stdio = opts.fds?.length
+    ? { stdio: [opts.stdin ?? 'ignore', opts.stdout ?? 'pipe', 'pipe', ...opts.fds] as unknown as ['ignore', 'pipe', 'pipe'] }
+    : { stdin: (opts.stdin ?? 'ignore') as 'ignore', stdout: (opts.stdout ?? 'pipe') as 'pipe', stderr: 'pipe' as const };
   const child = execa(cmd, [...args], {
     cwd: opts.cwd,
     env: opts.env,
@@ -113,10 +119,7 @@ export async function spawn(cmd: string, args: readonly string[], opts: SpawnOpt
     forceKillAfterDelay: 5000,
     reject: false,
     buffer: false,
-    // execa's types cannot match a union of stdio kinds against its overloads; each kind alone is valid.
-    stdin: (opts.stdin ?? 'ignore') as 'ignore',
-    stdout: (opts.stdout ?? 'pipe') as 'pipe',
-    stderr: 'pipe',
+    ...stdio,
     encoding: 'buffer',
   });
   if (opts.group && opts.signal && child.pid) killGroupOnAbort(child.pid, opts.signal, child);
