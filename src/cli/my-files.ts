@@ -121,11 +121,13 @@ export async function myFilesCommand(argv: readonly string[], env: NodeJS.Proces
 const escapeControls = (text: string) => text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 
 /** Every use goes to the run log and to syslog (auth-relevant: a root command run for a user). */
-async function audit(log: Logger, level: 'info' | 'warn', text: string): Promise<void> {
+async function audit(cfg: Config, log: Logger, level: 'info' | 'warn', text: string): Promise<void> {
   const msg = escapeControls(text);
   log[level](msg);
   const { syslog } = await import('../exec/logger.js');
-  await syslog(level === 'info' ? 'info' : 'warning', `my-files: ${msg.length > 900 ? `${msg.slice(0, 900)}...` : msg}`).catch((err: Error) => log.warn(`syslog: ${err.message}`));
+  const { syslogTarget } = await import('../report/alerts.js');
+  // Always, whatever [report] syslog says: this is the audit trail of a root command run for a user.
+  await syslog(level === 'info' ? 'info' : 'warning', `my-files: ${msg.length > 900 ? `${msg.slice(0, 900)}...` : msg}`, syslogTarget(cfg)).catch((err: Error) => log.warn(`syslog: ${err.message}`));
 }
 
 async function dumpsOf(cfg: Config): Promise<{ dumps: Manifest[]; display: string; target: import('../target/target.js').Target }> {
@@ -140,10 +142,10 @@ const when = (m: Manifest) => m.started.replace('T', ' ').replace(/\.\d+Z$/, 'Z'
 
 async function list(cfg: Config, log: Logger, who: string, json: boolean): Promise<void> {
   const { dumps } = await dumpsOf(cfg).catch(async (err: Error) => {
-    await audit(log, 'warn', `${who} list: FAILED: ${err.message}`);
+    await audit(cfg, log, 'warn', `${who} list: FAILED: ${err.message}`);
     throw new CliError(`cannot read the dumps: ${err.message}`, EXIT.failed);
   });
-  await audit(log, 'info', `${who} listed the dumps (${dumps.length})`);
+  await audit(cfg, log, 'info', `${who} listed the dumps (${dumps.length})`);
   if (json) {
     process.stdout.write(JSON.stringify({ host: cfg.host, dumps: dumps.map((d) => ({ id: d.id, started: d.started, level: d.level })) }, null, 2) + '\n');
     return;
@@ -158,9 +160,9 @@ async function list(cfg: Config, log: Logger, who: string, json: boolean): Promi
 
 async function restore(cfg: Config, log: Logger, user: User, who: string, r: { path: string; dump: string | undefined }): Promise<void> {
   const asked = `${who} restore ${JSON.stringify(r.path)} from ${r.dump ?? 'the newest dump'}`;
-  await audit(log, 'info', asked);
+  await audit(cfg, log, 'info', asked);
   const failed = async (err: Error, code: number, refused = code === EXIT.usage): Promise<never> => {
-    await audit(log, 'warn', `${asked}: ${refused ? 'REFUSED' : 'FAILED'}: ${err.message}`);
+    await audit(cfg, log, 'warn', `${asked}: ${refused ? 'REFUSED' : 'FAILED'}: ${err.message}`);
     throw new CliError(err.message, code);
   };
   const { restoreMyFiles, pathInHome, MyFilesError } = await import('../restore/my-files.js');
@@ -202,7 +204,7 @@ async function restore(cfg: Config, log: Logger, user: User, who: string, r: { p
       return await failed(new Error(`the restore failed: ${(err as Error).message}`), code);
     }
     const refusedText = result.refused.map((x) => `${JSON.stringify(x.path)} (${x.why})`).join(', ');
-    await audit(log, result.refused.length ? 'warn' : 'info', `${asked}: restored ${result.kept} entries from ${chosen.id} into ${result.folder}${result.refused.length ? `; left out ${result.refused.length}: ${refusedText}` : ''}`);
+    await audit(cfg, log, result.refused.length ? 'warn' : 'info', `${asked}: restored ${result.kept} entries from ${chosen.id} into ${result.folder}${result.refused.length ? `; left out ${result.refused.length}: ${refusedText}` : ''}`);
     process.stdout.write(`restored ${result.kept} entr${result.kept === 1 ? 'y' : 'ies'} of ${r.path} as of ${when(chosen)} (dump ${chosen.id}) into ${result.folder}\n`);
     if (result.refused.length) {
       const visible = result.refused.filter((x) => x.nameVisible);

@@ -8,17 +8,21 @@ import type { RunRecord } from '../state/state.js';
 import type { DrillRecord } from '../state/report-state.js';
 import { readReportState, reportStateFile, updateReportState, type AlertKind, type OpenAlert } from '../state/report-state.js';
 import type { Logger } from './log.js';
-import { syslog } from '../exec/logger.js';
+import { syslog, type SyslogTarget } from '../exec/logger.js';
 import { sendMail } from '../exec/sendmail.js';
 import { lastSuccess } from './facts.js';
+
+/** Where the configured syslog lines go ([report] syslog_facility, syslog_tag, syslog_socket). */
+export function syslogTarget(cfg: Config): SyslogTarget {
+  return { facility: cfg.notify.syslogFacility, tag: cfg.notify.syslogTag, ...(cfg.notify.syslogSocket ? { socket: cfg.notify.syslogSocket } : {}) };
+}
 
 /** The two ways drkit tells people: a syslog line and a mail. Neither may fail a run: problems are logged. */
 export function tell(cfg: Config, log: Logger) {
   return {
     async syslog(priority: 'info' | 'warning' | 'err', line: string): Promise<void> {
       if (!cfg.report.syslog) return;
-      const to = { facility: cfg.notify.syslogFacility, tag: cfg.notify.syslogTag, ...(cfg.notify.syslogSocket ? { socket: cfg.notify.syslogSocket } : {}) };
-      await syslog(priority, line, to).catch((err: Error) => log.warn(`syslog: ${err.message}`));
+      await syslog(priority, line, syslogTarget(cfg)).catch((err: Error) => log.warn(`syslog: ${err.message}`));
     },
     async mail(subject: string, body: string): Promise<boolean> {
       if (!cfg.report.mailTo.length) return false;
