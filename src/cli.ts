@@ -5,6 +5,14 @@ import { Command, CommanderError } from 'commander';
 import { CliError, EXIT } from './cli/exit.js';
 import { DRKIT_VERSION } from './version.js';
 
+// A reader that stops early (`drkit --help | grep -q`, `drkit list | head`) must not kill drkit with an
+// unhandled EPIPE (a backup would die mid-run; cron would mail the trace): what it no longer reads is dropped.
+for (const out of [process.stdout, process.stderr]) {
+  out.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}
+
 const program = new Command('drkit')
   .description('Disaster recovery for Linux appliances: system copy + xfsdump of /home to disk, SMB or tape, and full restore.')
   .version(DRKIT_VERSION)
