@@ -13,7 +13,7 @@ import { FOLLOW, FOLLOW_BYTES, type FollowWorkerData } from './follow-layout.js'
 import { runWorker } from './pump.js';
 
 const CHUNK = 1 << 20;
-const SYNC_EVERY = 64 << 20;
+const SYNC_EVERY = Number(process.env.DRKIT_SYNC_EVERY ?? 64 << 20);
 
 export interface Follower {
   /** Resolves once `writerDone` was called and the file was read to its end; rejects on a read or sync error at once. */
