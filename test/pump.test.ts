@@ -139,9 +139,9 @@ t.test('follower: hashes a file while another process writes it, in bursts with 
   const fd = openSync(file, 'w+');
   t.teardown(() => closeSync(fd));
   const follower = followFile(fd);
-  // 20 bursts of 4 MiB + 7 bytes (past the 64 MiB at which the follower starts the writeback), 30 ms apart.
-  const writer = spawn('bash', ['-c', `for i in $(seq 20); do head -c $((4*1024*1024+7)) /dev/urandom; sleep 0.03; done >>'${file}'`], { stdio: 'ignore' });
-  const total = 20 * (4 * MiB + 7);
+  // 20 bursts of 16 MiB + 7 bytes (past the 256 MiB at which the follower starts the writeback), 30 ms apart.
+  const writer = spawn('bash', ['-c', `for i in $(seq 20); do head -c $((16*1024*1024+7)) /dev/urandom; sleep 0.03; done >>'${file}'`], { stdio: 'ignore' });
+  const total = 20 * (16 * MiB + 7);
   const seen = new Set<number>();
   const exited = new Promise<number | null>((resolve) => writer.once('exit', (code) => resolve(code)));
   const watch = setInterval(() => seen.add(follower.bytesRead()), 10);

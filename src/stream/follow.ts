@@ -9,11 +9,13 @@
 // A second thread calls fdatasync every SYNC_EVERY bytes, so the disk writes while xfsdump still runs
 // instead of everything waiting for the commit's fsync: on a disk slower than the dump (USB, LTO-speed
 // arrays) that overlap is most of the time saved; it also keeps the amount of dirty memory bounded.
+// 256 MiB rather than less: each fdatasync also forces the filesystem's log, and on a CPU-bound machine
+// 64 MiB steps measured slower (2 GiB at 400 MB/s: 12.5-14.5 s against 10.5-11.9 s, alternating runs).
 import { FOLLOW, FOLLOW_BYTES, type FollowWorkerData } from './follow-layout.js';
 import { runWorker } from './pump.js';
 
 const CHUNK = 1 << 20;
-const SYNC_EVERY = Number(process.env.DRKIT_SYNC_EVERY ?? 64 << 20);
+const SYNC_EVERY = 256 << 20;
 
 export interface Follower {
   /** Resolves once `writerDone` was called and the file was read to its end; rejects on a read or sync error at once. */
