@@ -67,7 +67,10 @@ export function xfsdumpArgs(o: Pick<XfsdumpOptions, 'mountpoint' | 'base' | 'ses
 
 export async function startXfsdump(o: XfsdumpOptions): Promise<RunningDump> {
   // xfsdump reports on stderr when stdout carries the dump, on stdout otherwise: read both alike.
-  const child = await spawn('xfsdump', xfsdumpArgs(o), { signal: o.signal, stdout: 'fd' in o.output ? o.output.fd : 'pipe' });
+  // xfsdump dies with us (kill -9, OOM): writing a file itself it would otherwise dump on to the end
+  // unattended, as it ignores SIGPIPE on its messages. setpriv (util-linux) sets the parent-death signal
+  // and execs it: the same process.
+  const child = await spawn('setpriv', ['--pdeathsig', 'TERM', 'xfsdump', ...xfsdumpArgs(o)], { signal: o.signal, stdout: 'fd' in o.output ? o.output.fd : 'pipe' });
   const report: DumpReport = {
     status: undefined,
     sessionId: undefined,
