@@ -71,11 +71,28 @@ t.test('exit codes: 2 for usage and config errors (nothing touched), 1 for a fai
   t.equal((await runCli(['--help'])).code, 0);
 });
 
+/** Command lines of live processes that mention `text`. */
+async function processesNaming(text: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of (await readdir('/proc')).filter((n) => /^\d+$/.test(n))) {
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(text)) found.push(cmd.replaceAll('\0', ' '));
+  }
+  return found;
+}
+
 t.test('kill -9 in the middle of a dump: no complete-looking dump; the next cron call repairs and succeeds', async (t) => {
   const { sb, conf, targetDir, run } = await backupInFlight(t);
   run.child.kill('SIGKILL');
   await run.result;
-  await sleep(500); // xfsdump notices its reader is gone (EPIPE)
+  // xfsdump, writing the dump file itself, gets its parent-death signal: it must not dump on unattended.
+  let writers: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    writers = await processesNaming(targetDir);
+    if (!writers.length) break;
+    await sleep(100);
+  }
+  t.same(writers, [], 'no xfsdump left writing to the target within 5 s');
   const left = await targetFiles(targetDir, sb.cfg.host);
   t.notOk(left.some((f) => f.endsWith('.xfsdump') || f.endsWith('.json')), `nothing under a final name: ${left}`);
   t.equal((await readStateFile(sb.cfg.paths.state)).runs.at(-1)?.status, 'running', 'the killed run is still recorded as running');

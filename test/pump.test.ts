@@ -1,5 +1,5 @@
 // The pump (stream/pump.ts) on real fds: files and kernel pipes (exec/fifo.ts), with a real child at the
-// other end where it matters. Byte counts and SHA-256 are checked against an independent hash of the
+// other end where it matters; the follower (stream/follow.ts) on a file another process is writing. Byte counts and SHA-256 are checked against an independent hash of the
 // same bytes; a reader that stops early, a write error and a cancel end cleanly, every thread stopped.
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -10,6 +10,7 @@ import path from 'node:path';
 import { tmpDir } from './lib/loopfs.js';
 import { openPipe } from '../src/exec/fifo.js';
 import { startPump } from '../src/stream/pump.js';
+import { followFile } from '../src/stream/follow.js';
 
 const MiB = 1 << 20;
 
@@ -130,3 +131,42 @@ t.test('a pipe directory left by a process killed while mkfifo ran is removed by
   t.ok(existsSync(kept), 'a live process keeps its own');
 });
 
+
+t.test('follower: hashes a file while another process writes it, in bursts with pauses, to the last byte', async (t) => {
+  const dir = await scratch(t);
+  const file = path.join(dir, 'growing');
+  // Our fd first, as the disk target opens it; the writer then opens the same file by path (as xfsdump -f).
+  const fd = openSync(file, 'w+');
+  t.teardown(() => closeSync(fd));
+  const follower = followFile(fd);
+  // 20 bursts of 16 MiB + 7 bytes (past the 256 MiB at which the follower starts the writeback), 30 ms apart.
+  const writer = spawn('bash', ['-c', `for i in $(seq 20); do head -c $((16*1024*1024+7)) /dev/urandom; sleep 0.03; done >>'${file}'`], { stdio: 'ignore' });
+  const total = 20 * (16 * MiB + 7);
+  const seen = new Set<number>();
+  const exited = new Promise<number | null>((resolve) => writer.once('exit', (code) => resolve(code)));
+  const watch = setInterval(() => seen.add(follower.bytesRead()), 10);
+  t.equal(await exited, 0);
+  clearInterval(watch);
+  const between = [...seen].filter((n) => n > 0 && n < total);
+  t.ok(between.length > 0, `it read behind the writer (seen ${between.length} counts between 0 and the end)`);
+  follower.writerDone();
+  const r = await follower.done;
+  t.equal(r.bytes, total);
+  t.equal(r.sha256, createHash('sha256').update(readFileSync(file)).digest('hex'), 'SHA-256 of the whole file');
+  await follower.stopped;
+});
+
+t.test('follower: cancel stops both threads, while the writer is still idle', async (t) => {
+  const dir = await scratch(t);
+  const fd = openSync(path.join(dir, 'idle'), 'w+');
+  t.teardown(() => closeSync(fd));
+  const follower = followFile(fd);
+  await new Promise((r) => setTimeout(r, 100));
+  const t0 = Date.now();
+  follower.cancel();
+  await t.rejects(follower.done, /cancelled/);
+  await follower.stopped;
+  // Without the cancel it would wait forever (the writer never ends). The bound includes starting the
+  // worker threads, which takes seconds on a loaded 2-core machine.
+  t.ok(Date.now() - t0 < 15000, 'stopped within 15 s');
+});

@@ -36,9 +36,15 @@ export interface XfsdumpOptions {
   progressSec?: number;
   onProgress?: (p: DumpProgress) => void;
   signal?: AbortSignal;
-  /** Where the dump goes: an fd (the write end of a pipe). The caller closes its own copy after the start. */
-  output: number;
+  output: DumpOutput;
 }
+
+/**
+ * Where the dump goes: an fd of ours xfsdump gets as stdout (the write end of a pipe; the caller closes its
+ * own copy after the start), or a regular file xfsdump opens and writes itself (`-f FILE`: it truncates it,
+ * then only appends, never seeks back, so a reader may follow right behind it).
+ */
+export type DumpOutput = { fd: number } | { file: string };
 
 export interface RunningDump {
   pid: number | undefined;
@@ -47,18 +53,24 @@ export interface RunningDump {
   kill(): void;
 }
 
-export function xfsdumpArgs(o: Pick<XfsdumpOptions, 'mountpoint' | 'base' | 'sessionLabel' | 'mediaLabel' | 'progressSec'>): string[] {
+export function xfsdumpArgs(o: Pick<XfsdumpOptions, 'mountpoint' | 'base' | 'sessionLabel' | 'mediaLabel' | 'progressSec' | 'output'>): string[] {
   const args = ['-F', '-L', o.sessionLabel, '-M', o.mediaLabel];
   if ('baseSessionId' in o.base) args.push('-B', o.base.baseSessionId);
   else args.push('-l', '0');
   if (o.progressSec) args.push('-p', String(o.progressSec));
   // '-' = the dump goes to stdout; the mount point must be absolute or xfsdump refuses it.
-  args.push('-', o.mountpoint);
+  // drive=verbose: only then does xfsdump name why a write to its file failed (e.g. ENOSPC); nothing else.
+  if ('file' in o.output) args.push('-v', 'drive=verbose', '-f', o.output.file, o.mountpoint);
+  else args.push('-', o.mountpoint);
   return args;
 }
 
 export async function startXfsdump(o: XfsdumpOptions): Promise<RunningDump> {
-  const child = await spawn('xfsdump', xfsdumpArgs(o), { signal: o.signal, stdout: o.output });
+  // xfsdump reports on stderr when stdout carries the dump, on stdout otherwise: read both alike.
+  // xfsdump dies with us (kill -9, OOM): writing a file itself it would otherwise dump on to the end
+  // unattended, as it ignores SIGPIPE on its messages. setpriv (util-linux) sets the parent-death signal
+  // and execs it: the same process.
+  const child = await spawn('setpriv', ['--pdeathsig', 'TERM', 'xfsdump', ...xfsdumpArgs(o)], { signal: o.signal, stdout: 'fd' in o.output ? o.output.fd : 'pipe' });
   const report: DumpReport = {
     status: undefined,
     sessionId: undefined,
@@ -71,10 +83,11 @@ export async function startXfsdump(o: XfsdumpOptions): Promise<RunningDump> {
     warnings: [],
   };
   const tail = new Tail();
-  const parsing = eachLine(child.stderr, (line) => {
+  const parse = (line: string) => {
     tail.push(line);
     parseDumpLine(line, report, o.onProgress);
-  });
+  };
+  const parsing = Promise.all([eachLine(child.stderr, parse), child.stdout ? eachLine(child.stdout, parse) : undefined]);
   const finished = Promise.all([child.done, parsing]).then(([d]) => ({ report, ...d, stderrTail: tail.text() }));
   return { pid: child.pid, finished, kill: () => child.kill('SIGTERM') };
 }
@@ -93,7 +106,8 @@ export function parseDumpLine(line: string, r: DumpReport, onProgress?: (p: Dump
   else if ((m = body.match(/^media file size\s*(\d+) bytes/))) r.mediaFileBytes = Number(m[1]);
   else if ((m = body.match(/^status at [\d:]+:\s*(\d+)\/(\d+) files dumped, ([\d.]+)% data dumped, (\d+) seconds elapsed/))) {
     onProgress?.({ filesDone: Number(m[1]), filesTotal: Number(m[2]), percent: Number(m[3]), elapsedSec: Number(m[4]) });
-  } else if (/^ERROR\b/.test(body) || /\bERROR:/.test(body)) r.errors.push(body);
+  } else if (/^WARNING: write to .* failed: /.test(body)) r.errors.push(body.replace(/^WARNING: /, ''));
+  else if (/^ERROR\b/.test(body) || /\bERROR:/.test(body)) r.errors.push(body);
   else if (/^WARNING\b/.test(body)) r.warnings.push(body);
 }
 

@@ -56,7 +56,7 @@ export function startPump(input: number, output: number, o: PumpOptions = {}): P
   let fail!: (err: Error) => void;
   const failure = new Promise<never>((_, reject) => (fail = reject));
   const start = (role: PumpWorkerData['role']) =>
-    runWorker<Reply>({ role, shared, slots: SLOTS, slotSize: SLOT_SIZE, input, output, drainWhenOutputCloses: o.drainWhenOutputCloses ?? false })
+    runWorker<Reply>(new URL('./pump-worker.js', import.meta.url), { role, shared, slots: SLOTS, slotSize: SLOT_SIZE, input, output, drainWhenOutputCloses: o.drainWhenOutputCloses ?? false })
       .catch((err: Error): Reply => {
         cancel(); // a thread that died (it cannot, short of a bug) must not leave the others waiting
         return { error: { message: err.message } };
@@ -83,9 +83,10 @@ export function startPump(input: number, output: number, o: PumpOptions = {}): P
   };
 }
 
-function runWorker<T>(workerData: PumpWorkerData): Promise<T> {
+/** Run one worker thread to its single reply. */
+export function runWorker<T>(script: URL, workerData: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(new URL('./pump-worker.js', import.meta.url), { workerData });
+    const w = new Worker(script, { workerData });
     let result: T | undefined;
     w.once('message', (m: T) => (result = m));
     w.once('error', reject);

@@ -7,6 +7,9 @@ import { dropCachedPages } from '../exec/dd.js';
 import { residentBytes } from '../exec/fincore.js';
 import { FdTarget, isPartialName, partialName, type Download, type ObjectInfo, type TransferOptions, type Upload } from './target.js';
 
+/** Less room than this on the target's filesystem after a failed write means it is full (xfsdump writes 256 KiB records). */
+const FULL_BELOW = 1 << 20;
+
 export class FileTarget extends FdTarget {
   readonly display: string;
   constructor(readonly root: string) {
@@ -28,7 +31,7 @@ export class FileTarget extends FdTarget {
     const st = await stat(this.root).catch(() => undefined);
     if (!st?.isDirectory()) throw new Error(`${this.display}: the target directory does not exist (disk not mounted?)`);
     await mkdir(path.dirname(final), { recursive: true });
-    const file = new OwnedFd(openSync(tmp, 'w', 0o600));
+    const file = new OwnedFd(openSync(tmp, 'w+', 0o600)); // w+: the dump path reads it back (Upload.file)
     const discard = async (idle?: Promise<unknown>) => {
       await idle;
       file.close();
@@ -36,6 +39,7 @@ export class FileTarget extends FdTarget {
     };
     return {
       fd: file.fd,
+      file: tmp,
       broken: new Promise<never>(() => undefined), // a local file does not go away by itself
       commit: async (bytes) => {
         // The rename is what makes a dump exist: make sure its bytes are on the disk first, and the rename
@@ -48,8 +52,13 @@ export class FileTarget extends FdTarget {
         await fsyncPath(path.dirname(final));
       },
       abort: async (cause, idle) => {
-        await discard(idle);
-        return cause;
+        await idle;
+        // A writer that is not us (xfsdump writing the file itself) may end on a full disk without naming
+        // the cause: a disk with less room left than one write is the diagnosis (before the partial goes).
+        const full = (cause as NodeJS.ErrnoException).code !== 'ENOSPC' && ((await this.freeSpace()) ?? Infinity) < FULL_BELOW;
+        await discard();
+        if (!full) return cause;
+        return Object.assign(new Error(`${this.display}: no space left on the target disk (ENOSPC) while writing ${name}: ${cause.message}`), { code: 'ENOSPC' });
       },
     };
   }

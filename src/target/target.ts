@@ -43,6 +43,11 @@ export interface TransferOptions {
 export interface Upload {
   /** Write the object's bytes here (blocking fd; writes block while the storage catches up). */
   readonly fd: number;
+  /**
+   * Set when the temporary object is a local file: a producer may instead write it itself by this path
+   * (from its start, in order), and `fd`, open for reading too, reads it back (see stream/follow.ts).
+   */
+  readonly file?: string;
   /** Rejects as soon as the storage gives up on its own before commit (smbclient exited); never resolves. */
   readonly broken: Promise<never>;
   /** Every byte was written: make the object durable and rename it to its final name. On failure, abort. */

@@ -63,9 +63,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-function accepts(port: number): Promise<boolean> {
+function accepts(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
+    const sock = net.connect({ host, port });
     sock.once('connect', () => {
       sock.destroy();
       resolve(true);
@@ -107,7 +107,14 @@ export async function writeCredentials(
 
 export async function startSmbd(
   t: { teardown(fn: () => unknown): void },
-  o: { shareDir?: string; share?: string; password?: string } = {},
+  o: {
+    shareDir?: string;
+    share?: string;
+    password?: string;
+    /** Run smbd inside this network namespace (`ip netns`), listening on `address` there (the bench's shaped link). */
+    netns?: string;
+    address?: string;
+  } = {},
 ): Promise<Smbd> {
   requireSamba();
   const { uid, gid } = ensureUser();
@@ -144,6 +151,7 @@ export async function startSmbd(
   await chown(dir, uid, gid);
   await chmod(dir, 0o755);
   const share = o.share ?? 'dumps';
+  const address = o.address ?? '127.0.0.1';
   const port = await freePort();
   const conf = path.join(base, 'smb.conf');
   await writeFile(
@@ -151,7 +159,7 @@ export async function startSmbd(
     [
       '[global]',
       '  server role = standalone server',
-      '  interfaces = 127.0.0.1',
+      `  interfaces = ${address}`,
       '  bind interfaces only = yes',
       `  smb ports = ${port}`,
       `  private dir = ${base}/private`,
@@ -180,7 +188,10 @@ export async function startSmbd(
   await writeFile(credentials, `username = ${SMB_USER}\npassword = ${password}\n`, { mode: 0o600 });
 
   const out = await open(path.join(base, 'smbd.out'), 'w');
-  const child = spawn('smbd', ['--foreground', '--no-process-group', '-s', conf], { detached: true, stdio: ['ignore', out.fd, out.fd] });
+  const smbdArgs = ['smbd', '--foreground', '--no-process-group', '-s', conf];
+  // `ip netns exec` execs smbd: the same pid, so the process group below is still smbd's.
+  const [cmd, ...args] = o.netns ? ['ip', 'netns', 'exec', o.netns, ...smbdArgs] : smbdArgs;
+  const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out.fd, out.fd] });
   await out.close();
   if (!child.pid) throw new Error('smbd did not start');
   pid = child.pid;
@@ -188,9 +199,9 @@ export async function startSmbd(
   const log = async () =>
     [await readFile(path.join(base, 'smbd.out'), 'utf8').catch(() => ''), await readFile(path.join(base, 'log/smbd.log'), 'utf8').catch(() => '')].join('\n');
   const deadline = Date.now() + 15000;
-  while (!(await accepts(port))) {
+  while (!(await accepts(address, port))) {
     if (!alive(pid)) throw new Error(`smbd exited at start: ${await log()}`);
-    if (Date.now() > deadline) throw new Error(`smbd does not accept connections on 127.0.0.1:${port} after 15 s: ${await log()}`);
+    if (Date.now() > deadline) throw new Error(`smbd does not accept connections on ${address}:${port} after 15 s: ${await log()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   return { port, share, dir, user: SMB_USER, password, credentials, pid, log, kill, stop, freeze: () => signalGroup('SIGSTOP'), thaw: () => signalGroup('SIGCONT') };
