@@ -1,7 +1,8 @@
 // One dump: xfsdump of the home filesystem -> pipe -> pump (copy + SHA-256, stream/pump.ts) -> the
 // target's upload (a temporary object, renamed once complete). Backpressure is the kernel's: a slow
 // target blocks the pump's writes, a full pipe then blocks xfsdump, and memory stays one fixed ring.
-import type { Target, Upload } from '../target/target.js';
+import type { DeviceWriteRequest, DumpDevice, Notes, Target, Upload } from '../target/target.js';
+import type { Medium } from '../catalog/manifest.js';
 import { checkDump, isMissingBase, startXfsdump, type DumpBase, type RunningDump } from '../exec/xfsdump.js';
 import { openPipe, type Pipe } from '../exec/fifo.js';
 import { startPump, type Pump } from '../stream/pump.js';
@@ -15,6 +16,9 @@ export interface DumpRequest {
   object: string;
   progress?: ProgressLine;
   signal?: AbortSignal;
+  /** What a device target checks its medium against (the catalog, the dump being made, --force). */
+  context: Omit<DeviceWriteRequest, 'notes' | 'signal'>;
+  notes: Notes;
 }
 
 export interface DumpResult {
@@ -23,9 +27,13 @@ export interface DumpResult {
   sessionId: string;
   level: number;
   warnings: string[];
+  /** The media label xfsdump wrote (a device chooses its own: the tape's label). */
+  mediaLabel: string;
+  medium?: Medium;
 }
 
 export async function dumpToTarget(target: Target, req: DumpRequest): Promise<DumpResult> {
+  if (target.device) return dumpToDevice(target.device, req);
   let pump: Pump | undefined;
   const upload: Upload = await target.create(req.object, {
     signal: req.signal,
@@ -60,6 +68,7 @@ export async function dumpToTarget(target: Target, req: DumpRequest): Promise<Du
       sessionId: finished.report.sessionId!,
       level: finished.report.level ?? 0,
       warnings: finished.report.warnings,
+      mediaLabel: req.mediaLabel,
     };
   } catch (err) {
     // Unblock the pump (its read ends when xfsdump dies, its write when the target's transfer does),
@@ -77,6 +86,48 @@ export async function dumpToTarget(target: Target, req: DumpRequest): Promise<Du
     await pump?.stopped;
     pipe?.read.close();
     pipe?.write.close();
+  }
+}
+
+/**
+ * xfsdump writes the device itself (`-f /dev/nst0` or `host:/dev/nst0`): its own tape handling, media
+ * files, end of media and stream terminator. drkit sees no bytes, so there is no SHA-256; the size is
+ * xfsdump's media file size, and the proof is the read-back (verify).
+ */
+async function dumpToDevice(device: DumpDevice, req: DumpRequest): Promise<DumpResult> {
+  const w = await device.prepareWrite({ ...req.context, notes: req.notes, signal: req.signal });
+  let estimated = 0;
+  const dump = await startXfsdump({
+    mountpoint: req.mountpoint,
+    base: req.base,
+    sessionLabel: req.sessionLabel,
+    mediaLabel: w.mediaLabel,
+    progressSec: req.progress ? 5 : undefined,
+    onProgress: (p) => req.progress?.update((estimated * p.percent) / 100, p.percent),
+    signal: req.signal,
+    output: w.address,
+  });
+  try {
+    const finished = await dump.finished;
+    estimated = finished.report.estimatedBytes ?? 0;
+    if (finished.report.endOfMedia) throw w.fullError(finished.report.mediaFileBytes);
+    try {
+      checkDump(finished);
+    } catch (err) {
+      if (isMissingBase(finished.report)) throw new MissingBaseError((err as Error).message);
+      throw err;
+    }
+    return {
+      bytes: finished.report.mediaFileBytes ?? 0,
+      sha256: '',
+      sessionId: finished.report.sessionId!,
+      level: finished.report.level ?? 0,
+      warnings: finished.report.warnings,
+      mediaLabel: w.mediaLabel,
+      medium: w.medium,
+    };
+  } finally {
+    req.progress?.done();
   }
 }
 

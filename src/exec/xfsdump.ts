@@ -2,6 +2,7 @@
 // (status line, session id, level, base, sizes, progress) once, here.
 import { eachLine, Tail } from './lines.js';
 import { lastLines, spawn, ToolError } from './run.js';
+import type { DeviceAddress } from '../target/target.js';
 
 export type DumpStatus = 'SUCCESS' | 'INTERRUPT' | 'ERROR' | 'QUIT' | 'INCOMPLETE' | 'FAULT';
 
@@ -23,6 +24,8 @@ export interface DumpReport {
   mediaFileBytes: number | undefined;
   errors: string[];
   warnings: string[];
+  /** The medium ran out ("QUIT (media is no longer usable)"): in cron mode nobody changes tapes. */
+  endOfMedia: boolean;
 }
 
 export type DumpBase = { level: 0 } | { baseSessionId: string };
@@ -36,8 +39,11 @@ export interface XfsdumpOptions {
   progressSec?: number;
   onProgress?: (p: DumpProgress) => void;
   signal?: AbortSignal;
-  /** Where the dump goes: an fd (the write end of a pipe). The caller closes its own copy after the start. */
-  output: number;
+  /**
+   * Where the dump goes: an fd (the write end of a pipe; the caller closes its own copy after the start),
+   * or a device xfsdump writes itself (a tape drive, local or remote), overwritten from its beginning.
+   */
+  output: number | DeviceAddress;
 }
 
 export interface RunningDump {
@@ -47,18 +53,22 @@ export interface RunningDump {
   kill(): void;
 }
 
-export function xfsdumpArgs(o: Pick<XfsdumpOptions, 'mountpoint' | 'base' | 'sessionLabel' | 'mediaLabel' | 'progressSec'>): string[] {
+export function xfsdumpArgs(o: Pick<XfsdumpOptions, 'mountpoint' | 'base' | 'sessionLabel' | 'mediaLabel' | 'progressSec' | 'output'>): string[] {
   const args = ['-F', '-L', o.sessionLabel, '-M', o.mediaLabel];
   if ('baseSessionId' in o.base) args.push('-B', o.base.baseSessionId);
   else args.push('-l', '0');
   if (o.progressSec) args.push('-p', String(o.progressSec));
-  // '-' = the dump goes to stdout; the mount point must be absolute or xfsdump refuses it.
-  args.push('-', o.mountpoint);
+  // '-' = the dump goes to stdout; the mount point must be absolute or xfsdump refuses it. A device: -o,
+  // because drkit has read the tape's label and decided it may be overwritten (xfsdump would otherwise
+  // look for room to append, or ask).
+  if (typeof o.output === 'number') args.push('-', o.mountpoint);
+  else args.push('-o', '-f', o.output.path, o.mountpoint);
   return args;
 }
 
 export async function startXfsdump(o: XfsdumpOptions): Promise<RunningDump> {
-  const child = await spawn('xfsdump', xfsdumpArgs(o), { signal: o.signal, stdout: o.output });
+  const device = typeof o.output === 'number' ? undefined : o.output;
+  const child = await spawn('xfsdump', xfsdumpArgs(o), { signal: o.signal, stdout: device ? 'pipe' : (o.output as number), env: device?.env });
   const report: DumpReport = {
     status: undefined,
     sessionId: undefined,
@@ -69,12 +79,15 @@ export async function startXfsdump(o: XfsdumpOptions): Promise<RunningDump> {
     mediaFileBytes: undefined,
     errors: [],
     warnings: [],
+    endOfMedia: false,
   };
   const tail = new Tail();
-  const parsing = eachLine(child.stderr, (line) => {
+  const onLine = (line: string) => {
     tail.push(line);
     parseDumpLine(line, report, o.onProgress);
-  });
+  };
+  // Writing a device (-f), xfsdump talks on stdout instead of stderr.
+  const parsing = Promise.all([eachLine(child.stderr, onLine), ...(device ? [eachLine(child.stdout!, onLine)] : [])]);
   const finished = Promise.all([child.done, parsing]).then(([d]) => ({ report, ...d, stderrTail: tail.text() }));
   return { pid: child.pid, finished, kill: () => child.kill('SIGTERM') };
 }
@@ -93,7 +106,8 @@ export function parseDumpLine(line: string, r: DumpReport, onProgress?: (p: Dump
   else if ((m = body.match(/^media file size\s*(\d+) bytes/))) r.mediaFileBytes = Number(m[1]);
   else if ((m = body.match(/^status at [\d:]+:\s*(\d+)\/(\d+) files dumped, ([\d.]+)% data dumped, (\d+) seconds elapsed/))) {
     onProgress?.({ filesDone: Number(m[1]), filesTotal: Number(m[2]), percent: Number(m[3]), elapsedSec: Number(m[4]) });
-  } else if (/^ERROR\b/.test(body) || /\bERROR:/.test(body)) r.errors.push(body);
+  } else if (/media is no longer usable|end of media/i.test(body)) r.endOfMedia = true;
+  else if (/^ERROR\b/.test(body) || /\bERROR:/.test(body)) r.errors.push(body);
   else if (/^WARNING\b/.test(body)) r.warnings.push(body);
 }
 
