@@ -6,7 +6,10 @@ import t from 'tap';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeSandbox, type Sandbox } from './lib/sandbox.js';
+import { execFileSync } from 'node:child_process';
 import { makeLoopXfs, requireTools } from './lib/loopfs.js';
+import { CLI, writeConfig } from './lib/cli.js';
+import { startInPty } from './lib/pty.js';
 import { compareTrees, mutateTree, populateTree } from './lib/tree.js';
 import { FILEMARK, loadTape, makeDrive, makeTape, readDrive, SCRIPT, setTapeMeta, tapeRecords, type TapeMeta } from './lib/rmt-tape.js';
 import { runBackup } from '../src/pipeline/backup.js';
@@ -204,4 +207,35 @@ t.test('label checks: the tape with the newest good dump and another host\'s tap
   t.same(dumps.map((d) => d.id), [forced.manifest.id], 'the overwritten dump left the catalog');
   t.equal(forced.manifest.medium?.slot, 'mon', 'the tape keeps its slot');
   setTapeMeta(a, { writeProtected: false });
+});
+
+t.test('the wizard restores from tape over a terminal, asking for the right tape first', async (t) => {
+  const lab = await tapeLab(t);
+  const { sb } = lab;
+  await populateTree(path.join(sb.home.mnt, 'users'));
+  const a = await lab.tape('A');
+  lab.insert(a);
+  const r = await runBackup(sb.cfg, { log: quietLogger() });
+  // The reference copy on XFS too (large xattrs), with rsync's second pass for directory times.
+  const ref = await makeLoopXfs(t);
+  for (let i = 0; i < 2; i++) execFileSync('rsync', ['-aHAXS', '--numeric-ids', `${sb.home.mnt}/`, `${ref.mnt}/`]);
+  await writeFile(path.join(sb.home.mnt, 'after-backup'), 'gone after the restore');
+  lab.insert(await lab.tape('BLANK'));
+  const conf = await writeConfig(sb.cfg);
+
+  const pty = startInPty(t, [process.execPath, CLI, '--config', conf, 'wizard']);
+  const sources = await pty.expect(/Source \[1, q aborts\]: /);
+  t.match(sources, /1\) target "tape" \(tape tapehost:\/dev\/nst0\): 1 dump/);
+  pty.type('1\r');
+  t.match(await pty.expect(/Dump \[1, q aborts\]: /), new RegExp(`1\\) ${r.manifest.id} .* level 0 .* verified`));
+  pty.type('1\r');
+  const ask = await pty.expect(/Insert tape "drkit\/sandbox1\/mon\/\d+T\d+Z" and press Enter \(q aborts\): /);
+  t.match(ask, /drive tapehost:\/dev\/nst0 holds a blank tape: insert tape/, 'the wrong tape is named before anything is touched');
+  lab.insert(a);
+  pty.type('\r');
+  await pty.expect(/Type the host name \(sandbox1\) to start the restore, anything else aborts: /);
+  pty.type('sandbox1\r');
+  await pty.expect(/Restore complete: .*\nReboot now\.\n/, 180_000);
+  t.equal(await pty.exit, 0, pty.screen());
+  t.same(await compareTrees(ref.mnt, sb.home.mnt, { ignore: ['system/spool/.restorespool'] }), [], 'home equals its state at the backup');
 });

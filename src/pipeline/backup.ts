@@ -62,7 +62,7 @@ export async function runBackup(cfg: Config, opts: BackupOptions): Promise<Backu
     log.info(`verify: reading ${manifest.id} back from ${target.display}`);
     const v = await verifyAndRecord(target, manifest, now(), signal);
     if (!v.ok) throw new BackupError(`verification of ${manifest.id} failed: ${v.problems.join('; ')}`);
-    log.info(`verify: ok (${v.entries ?? '?'} entries, SHA-256 matches)`);
+    log.info(`verify: ok (${v.entries ?? '?'} entries${manifest.sha256 ? ', SHA-256 matches' : `, read back from tape "${manifest.medium?.label}"`})`);
   }
 
   // Only now, with a new complete (and verified, when configured) dump on the target, may old ones go.

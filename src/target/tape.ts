@@ -9,7 +9,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { TapeTargetConfig } from '../config/types.js';
 import type { Manifest } from '../catalog/manifest.js';
-import { manifestObject } from '../catalog/manifest.js';
+import { MANIFEST_FORMAT, makeDumpId, manifestObject } from '../catalog/manifest.js';
 import { chainFor } from '../catalog/catalog.js';
 import { FileTarget } from './file.js';
 import { WrongMediumError, type DeviceAddress, type DeviceWrite, type DeviceWriteRequest, type DumpDevice, type Upload } from './target.js';
@@ -29,7 +29,7 @@ export class TapeTarget extends FileTarget {
 
   constructor(
     readonly cfg: TapeTargetConfig,
-    drive: TapeDrive = tapeDrive(cfg),
+    private readonly drive: TapeDrive = tapeDrive(cfg),
   ) {
     super(cfg.catalog); // the manifests: a tape holds nothing drkit could list
     this.display = `tape ${drive.display}`;
@@ -44,6 +44,45 @@ export class TapeTarget extends FileTarget {
   override async freeSpace(): Promise<number | undefined> {
     return undefined; // what is left on a tape is only known when it ends
   }
+
+  /** What the tape in the drive is (status, rewind, first block), for a restore without the catalog. */
+  async inDrive(): Promise<TapeContents> {
+    await this.drive.status();
+    await this.drive.rewind();
+    await this.drive.setBlockSize(this.cfg.blockSize);
+    return tapeContents(await this.drive.firstBlock());
+  }
+}
+
+/**
+ * A dump known only from its tape (the catalog was lost with the machine): what the tape's header says,
+ * as a manifest. drkit's session label "<host> <ISO time> level <n>" gives the time and level. A full dump
+ * restores from it alone; an incremental needs its base, which only the catalog names, so it cannot be
+ * picked. Size and modules are unknown (0, none).
+ */
+export function dumpFromTape(c: TapeContents, host: string, drive: string): Manifest | undefined {
+  if (c.kind !== 'xfsdump' || c.label?.host !== host) return undefined;
+  const m = /^(\S+) (\d{4}-\d\d-\d\dT[\d:.]+Z) level (\d)$/.exec(c.sessionLabel);
+  if (!m || m[1] !== host) return undefined;
+  const level = Number(m[3]);
+  return {
+    format: MANIFEST_FORMAT,
+    id: makeDumpId(host, new Date(m[2]!), level),
+    host,
+    level,
+    base: level === 0 ? null : '(its base: the catalog that named it is gone)',
+    sessionId: c.sessionId,
+    sessionLabel: c.sessionLabel,
+    mediaLabel: c.mediaLabel,
+    mountpoint: '',
+    started: m[2]!,
+    finished: m[2]!,
+    bytes: 0,
+    sha256: '',
+    drkitVersion: '',
+    modules: [],
+    medium: { kind: 'tape', label: c.label.text, slot: c.label.slot, drive },
+  };
 }
 
 class TapeDevice implements DumpDevice {
