@@ -8,7 +8,7 @@ import path from 'node:path';
 import { makeSandbox, type Sandbox } from './lib/sandbox.js';
 import { execFileSync } from 'node:child_process';
 import { makeLoopXfs, requireTools } from './lib/loopfs.js';
-import { CLI, writeConfig } from './lib/cli.js';
+import { CLI, runCli, writeConfig } from './lib/cli.js';
 import { startInPty } from './lib/pty.js';
 import { compareTrees, mutateTree, populateTree } from './lib/tree.js';
 import { FILEMARK, loadTape, makeDrive, makeTape, readDrive, SCRIPT, setTapeMeta, tapeRecords, type TapeMeta } from './lib/rmt-tape.js';
@@ -238,4 +238,40 @@ t.test('the wizard restores from tape over a terminal, asking for the right tape
   await pty.expect(/Restore complete: .*\nReboot now\.\n/, 180_000);
   t.equal(await pty.exit, 0, pty.screen());
   t.same(await compareTrees(ref.mnt, sb.home.mnt, { ignore: ['system/spool/.restorespool'] }), [], 'home equals its state at the backup');
+});
+
+t.test('command line: list shows the tapes, status says which tape to insert, restore refuses the wrong tape before touching home', async (t) => {
+  const lab = await tapeLab(t, { verify: 'never' });
+  const { sb } = lab;
+  await writeFile(path.join(sb.home.mnt, 'f'), 'data');
+  const a = await lab.tape('A');
+  lab.insert(a);
+  const conf = await writeConfig(sb.cfg);
+  const backup = await runCli(['--config', conf, 'backup', '--no-progress']);
+  t.equal(backup.code, 0, backup.stderr);
+  t.match(backup.stdout, /sandbox1-\d{8}T\d{6}Z-l0: level 0, \d+ bytes, on tape "drkit\/sandbox1\/mon\/\d{8}T\d{6}Z"/);
+  const list = await runCli(['--config', conf, 'list', '--target', 'tape']);
+  t.equal(list.code, 0, list.stderr);
+  t.match(list.stdout, /sandbox1-\d{8}T\d{6}Z-l0 +level 0 .* tape "drkit\/sandbox1\/mon\/\d{8}T\d{6}Z"/);
+  t.match(list.stdout, /next backup: insert the tape for slot "tue"/);
+  const status = await runCli(['--config', conf, 'status']);
+  t.match(status.stdout, /insert: +the tape for slot "tue" for the next backup/);
+  // Refused again (newest good dump): the failure says which tape to insert.
+  const again = await runCli(['--config', conf, 'backup', '--no-progress']);
+  t.equal(again.code, 1);
+  t.match(again.stderr, /refusing to overwrite it; insert the tape for slot "tue"/);
+
+  lab.insert(await lab.tape('B'));
+  const before = await readdir(sb.home.mnt);
+  const restore = await runCli(['--config', conf, 'restore', '--from', 'tape', '--yes-destroy-home', '--no-progress']);
+  t.equal(restore.code, 1);
+  t.match(restore.stderr, /dump sandbox1-\S+ is on tape "drkit\/sandbox1\/mon\/\S+" \(slot mon\); drive tapehost:\/dev\/nst0 holds a blank tape: insert tape/);
+  t.same(await readdir(sb.home.mnt), before, 'home untouched');
+  const verify = await runCli(['--config', conf, 'verify']);
+  t.equal(verify.code, 1);
+  t.match(verify.stderr, /insert tape "drkit\/sandbox1\/mon\//);
+  lab.insert(a);
+  const ok = await runCli(['--config', conf, 'verify']);
+  t.equal(ok.code, 0, ok.stderr);
+  t.match(ok.stdout, /: ok /);
 });
