@@ -8,7 +8,7 @@ import path from 'node:path';
 import { makeSandbox, type Sandbox } from './lib/sandbox.js';
 import { execFileSync } from 'node:child_process';
 import { makeLoopXfs, requireTools } from './lib/loopfs.js';
-import { CLI, runCli, writeConfig } from './lib/cli.js';
+import { CLI, runCli, startCli, writeConfig } from './lib/cli.js';
 import { startInPty } from './lib/pty.js';
 import { compareTrees, mutateTree, populateTree } from './lib/tree.js';
 import { FILEMARK, loadTape, makeDrive, makeTape, readDrive, SCRIPT, setTapeMeta, tapeRecords, type TapeMeta } from './lib/rmt-tape.js';
@@ -274,4 +274,37 @@ t.test('command line: list shows the tapes, status says which tape to insert, re
   const ok = await runCli(['--config', conf, 'verify']);
   t.equal(ok.code, 0, ok.stderr);
   t.match(ok.stdout, /: ok /);
+});
+
+t.test('kill -9 during a tape dump: xfsdump stops too, nothing recorded; the next run reuses the tape', async (t) => {
+  const lab = await tapeLab(t, { verify: 'never' });
+  const { sb } = lab;
+  execFileSync('mkdir', ['-p', path.join(sb.home.mnt, 'big')]);
+  for (let i = 0; i < 3; i++) execFileSync('dd', ['if=/dev/urandom', `of=${path.join(sb.home.mnt, 'big', `f${i}`)}`, 'bs=1M', 'count=50', 'status=none']);
+  const a = await lab.tape('A');
+  lab.insert(a);
+  const conf = await writeConfig(sb.cfg);
+  const run = startCli(['--config', conf, 'backup', '--no-progress']);
+  for (let i = 0; i < 600 && tapeRecords(a).length < 20; i++) await sleep(50);
+  t.ok(tapeRecords(a).length >= 20, 'xfsdump is writing the tape');
+  run.child.kill('SIGKILL');
+  await run.result;
+  // xfsdump got SIGTERM with drkit's death: the tape stops growing.
+  let n = -1;
+  for (let i = 0; i < 100 && n !== tapeRecords(a).length; i++) {
+    n = tapeRecords(a).length;
+    await sleep(300);
+  }
+  await sleep(1000);
+  t.equal(tapeRecords(a).length, n, 'nothing writes the tape any more');
+  // (xfsdump ends an interrupted session cleanly, terminator included: the tape itself looks whole; the
+  // catalog is what says no complete dump exists.)
+  const target = await openTarget(lab.tapeCfg);
+  t.same((await readCatalog(target, sb.cfg.host)).dumps, [], 'nothing recorded');
+
+  const next = await runCli(['--config', conf, '-v', 'backup', '--no-progress']);
+  t.equal(next.code, 0, next.stderr);
+  t.match(next.stderr, /took over stale lock/);
+  t.match(next.stderr, /holds no dump in the catalog \(an interrupted or forgotten one\): reusing it/);
+  t.equal(filemarks(a), 3, 'a complete dump now');
 });

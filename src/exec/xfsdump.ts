@@ -68,7 +68,10 @@ export function xfsdumpArgs(o: Pick<XfsdumpOptions, 'mountpoint' | 'base' | 'ses
 
 export async function startXfsdump(o: XfsdumpOptions): Promise<RunningDump> {
   const device = typeof o.output === 'number' ? undefined : o.output;
-  const child = await spawn('xfsdump', xfsdumpArgs(o), { signal: o.signal, stdout: device ? 'pipe' : (o.output as number), env: device?.env });
+  // Writing a pipe, an xfsdump whose drkit died (kill -9) stops at its next write (EPIPE); writing a
+  // device nothing would stop it, so it gets SIGTERM when drkit dies (setpriv --pdeathsig, util-linux).
+  const [cmd, args] = device ? ['setpriv', ['--pdeathsig', 'TERM', '--', 'xfsdump', ...xfsdumpArgs(o)]] : ['xfsdump', xfsdumpArgs(o)];
+  const child = await spawn(cmd, args, { signal: o.signal, stdout: device ? 'pipe' : (o.output as number), env: device?.env });
   const report: DumpReport = {
     status: undefined,
     sessionId: undefined,
