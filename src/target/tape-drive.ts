@@ -9,6 +9,8 @@ import { MTOP, withRmt, type RmtEndpoint } from '../exec/rmt.js';
 
 /** xfsdump writes records of up to 2 MiB (STAPE_MAX_RECSZ): a buffer that size reads any first block. */
 const MAX_RECORD = 2 * 1024 * 1024;
+/** xfsdump's smallest record on Linux (STAPE_MIN_MAX_BLKSZ, 240 KiB): halving 2 MiB down to 64 KiB covers it. */
+const MIN_RECORD = 64 * 1024;
 
 export interface TapeDrive {
   readonly display: string;
@@ -68,21 +70,27 @@ class LocalDrive implements TapeDrive {
   }
   async firstBlock(): Promise<Buffer | null> {
     const dev = await this.device();
-    await mtRewind(dev);
     try {
-      const fh = await openFile(dev, 'r').catch((err: NodeJS.ErrnoException) => {
-        throw driveProblem(dev, err.message);
-      });
-      try {
-        const buf = Buffer.alloc(MAX_RECORD);
-        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-        return bytesRead ? buf.subarray(0, bytesRead) : null;
-      } catch (err) {
-        // st: reading a blank (erased) tape at BOT fails with EIO.
-        if ((err as NodeJS.ErrnoException).code === 'EIO') return null;
-        throw driveProblem(dev, (err as Error).message);
-      } finally {
-        await fh.close();
+      // st refuses a read larger than its buffer allows (EINVAL, measured with the 7.3 kernel's st) and one
+      // smaller than the block (ENOMEM): try from xfsdump's largest record down to its smallest.
+      for (let size = MAX_RECORD; ; size /= 2) {
+        await mtRewind(dev);
+        const fh = await openFile(dev, 'r').catch((err: NodeJS.ErrnoException) => {
+          throw driveProblem(dev, err.message);
+        });
+        try {
+          const buf = Buffer.alloc(size);
+          const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+          return bytesRead ? buf.subarray(0, bytesRead) : null;
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          // st: reading a blank (erased) tape at BOT fails with EIO (or ENOSPC/ENODATA at end of data).
+          if (code === 'EIO' || code === 'ENOSPC' || code === 'ENODATA') return null;
+          if ((code === 'EINVAL' || code === 'ENOMEM') && size > MIN_RECORD) continue;
+          throw driveProblem(dev, (err as Error).message);
+        } finally {
+          await fh.close();
+        }
       }
     } finally {
       await mtRewind(dev);
