@@ -147,8 +147,10 @@ t.test('end of media in cron mode: "tape full after N bytes", nothing recorded a
   const out = await backupRun(sb.cfg, { log: quietLogger() });
   t.equal(out.status, 'failed');
   t.match(out.status === 'failed' ? out.error : '', /^tape full after \d+ bytes: use a larger tape/);
-  const state = JSON.parse(await readFile(sb.cfg.paths.state, 'utf8')) as { runs: { status: string; dumpId?: string }[] };
+  const state = JSON.parse(await readFile(sb.cfg.paths.state, 'utf8')) as { runs: { status: string; dumpId?: string; warnings?: string[] }[] };
   t.same(state.runs.map((r) => [r.status, r.dumpId]), [['failed', undefined]]);
+  // What the failure report (syslog line, mail) carries besides the error: the tape to insert next.
+  t.match(state.runs[0]!.warnings?.join('\n'), /for the next backup insert the tape for slot "mon"/);
   const { dumps } = await readCatalog(await openTarget(lab.tapeCfg), sb.cfg.host);
   t.same(dumps, [], 'no dump in the catalog');
 });
@@ -273,7 +275,12 @@ t.test('command line: list shows the tapes, status says which tape to insert, re
   lab.insert(a);
   const ok = await runCli(['--config', conf, 'verify']);
   t.equal(ok.code, 0, ok.stderr);
-  t.match(ok.stdout, /: ok /);
+  t.match(ok.stdout, /: ok \(read back from tape "drkit\/sandbox1\/mon\//);
+  // Single-file restore from the tape.
+  const to = path.join(sb.work, 'restored');
+  const files = await runCli(['--config', conf, 'restore', '--from', 'tape', '--files', 'f', '--to', to]);
+  t.equal(files.code, 0, files.stderr);
+  t.equal(await readFile(path.join(to, 'f'), 'utf8'), 'data', 'the file, from the tape');
 });
 
 t.test('kill -9 during a tape dump: xfsdump stops too, nothing recorded; the next run reuses the tape', async (t) => {
