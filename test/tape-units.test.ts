@@ -6,6 +6,7 @@ import { formatConfig } from '../src/config/print.js';
 import { parseMtStatus } from '../src/exec/mt.js';
 import { dueSlot } from '../src/target/tape-rotation.js';
 import { makeTapeLabel, parseTapeLabel, tapeContents } from '../src/target/tape-label.js';
+import { dumpFromTape } from '../src/target/tape.js';
 import type { Manifest } from '../src/catalog/manifest.js';
 import type { TapeTargetConfig } from '../src/config/types.js';
 
@@ -85,6 +86,12 @@ t.test('labels: written and read back from an xfsdump header', async (t) => {
   block.write('appliance1 2026-12-01T02:00:05.123Z level 0', 0x200);
   block.write(text, 0x800);
   t.match(tapeContents(block), { kind: 'xfsdump', sessionId: '114d3dd8-f431-441f-941c-65a535f06978', mediaLabel: text, label: { host: 'appliance1', slot: 'mon' } });
+  // A tape whose catalog was lost: what its header says, as a manifest (a full dump can be restored).
+  const m = dumpFromTape(tapeContents(block), 'appliance1', '/dev/nst0');
+  t.match(m, { id: 'appliance1-20261201T020005Z-l0', level: 0, base: null, sessionId: '114d3dd8-f431-441f-941c-65a535f06978', medium: { label: text, slot: 'mon', drive: '/dev/nst0' } });
+  t.equal(dumpFromTape(tapeContents(block), 'otherhost', '/dev/nst0'), undefined, "another host's tape");
+  block.write('appliance1 2026-12-02T02:00:05.123Z level 1\0', 0x200);
+  t.match(dumpFromTape(tapeContents(block), 'appliance1', '/dev/nst0'), { level: 1, base: /catalog/ }, 'an incremental needs the catalog for its base');
   t.same(tapeContents(null), { kind: 'blank' });
   t.same(tapeContents(Buffer.alloc(10240, 0x41)), { kind: 'unknown' });
   // What the guest lab's scsi_debug tape gives back: the first 4 bytes of each block.
