@@ -15,8 +15,10 @@ export async function verifyCommand(g: GlobalOptions, id: string | undefined, o:
   const m = id ? dumps.find((d) => d.id === id) : dumps.at(-1);
   if (!m) throw new CliError(id ? `no complete dump ${id} on ${target.display} (see drkit list)` : `no dumps of ${cfg.host} on ${target.display}`, EXIT.failed);
   // A tape target: the drive must hold the dump's tape (the message names it).
+  const { WrongMediumError } = await import('../target/target.js');
+  const { TapeDriveError } = await import('../exec/mt.js');
   const v = await verifyAndRecord(target, m, new Date()).catch((err: Error) => {
-    if (err.name === 'WrongMediumError' || err.name === 'TapeDriveError') throw new CliError(err.message, EXIT.failed);
+    if (err instanceof WrongMediumError || err instanceof TapeDriveError) throw new CliError(err.message, EXIT.failed);
     throw err;
   });
   if (o.json) process.stdout.write(JSON.stringify({ id: m.id, ...v }, null, 2) + '\n');
