@@ -155,7 +155,7 @@ t.test('end of media in cron mode: "tape full after N bytes", nothing recorded a
   t.same(dumps, [], 'no dump in the catalog');
 });
 
-t.test('write-protected tape, empty drive: clear errors, the tape untouched', async (t) => {
+t.test('write-protected tape, empty drive, busy drive, missing drive: clear errors, the tape untouched', async (t) => {
   const lab = await tapeLab(t);
   const { sb } = lab;
   await writeFile(path.join(sb.home.mnt, 'f'), 'data');
@@ -165,6 +165,12 @@ t.test('write-protected tape, empty drive: clear errors, the tape untouched', as
   t.same(tapeRecords(a), [], 'nothing written');
   lab.insert(null);
   await t.rejects(runBackup(sb.cfg, { log: quietLogger() }), /no tape in drive tapehost:\/dev\/nst0: insert the tape for slot "mon"/);
+  // Another program has the drive open; a drive that is not there.
+  lab.insert(await lab.tape('B'));
+  await writeFile(path.join(lab.drive, 'busy'), '');
+  await t.rejects(runBackup(sb.cfg, { log: quietLogger() }), /tape drive tapehost:\/dev\/nst0 is busy \(another program uses it\)/);
+  const missing: Config = { ...sb.cfg, targets: { tape: { ...lab.tapeCfg, drive: { kind: 'remote', host: 'tapehost', device: '/dev/nst7x' } } } };
+  await t.rejects(runBackup(missing, { log: quietLogger() }), /tape drive tapehost:\/dev\/nst7x not found/);
 });
 
 t.test('label checks: the tape with the newest good dump and another host\'s tape are refused unless forced', async (t) => {
