@@ -5,6 +5,7 @@
 #   make demo    a sandbox appliance: backup, disaster, restore
 #   make bench   drkit against the raw tools
 #   make deb     the Debian package drkit_<version>_<arch>.deb (see "Installing on an appliance")
+#   make vm-cache  fetch the guest lab's kernel now (test/vm/kernel.sh; tests do it on first use)
 #   make clean   remove dist/
 
 SHELL := /bin/bash
@@ -15,13 +16,13 @@ SHELL := /bin/bash
 DEB_PACKAGES := xfsprogs xfsdump rsync acl attr samba smbclient busybox-static \
 	util-linux time postgresql mariadb-server slapd subversion \
 	initramfs-tools-core grub-pc-bin grub2-common fdisk e2fsprogs openssl \
-	python3-aiosmtpd msmtp python3-prometheus-client libxml2-utils dpkg-dev binutils lintian sudo
+	python3-aiosmtpd msmtp python3-prometheus-client libxml2-utils dpkg-dev binutils lintian sudo qemu-system-x86 lvm2 mt-st cpio kmod xz-utils zstd
 # Node.js (>= 20.5) is not from Debian 12 (which has 18): it must already be installed.
 NODE_MIN_MAJOR := 20
 
 TESTS ?=
 
-.PHONY: deps deb-packages node-check build test demo bench deb clean
+.PHONY: deps deb-packages node-check build test demo bench deb clean vm-cache
 
 deps: deb-packages node_modules/.package-lock.json
 
@@ -62,6 +63,9 @@ bench: deps build
 # The package holds the compiled tree and the production node_modules (npm ci --omit=dev in a staging dir).
 deb: deps build
 	bash scripts/build-deb.sh
+# The guest lab's kernel from Debian's archive, into DRKIT_VM_CACHE (default .vm-cache/, git-ignored).
+vm-cache: deps
+	bash test/vm/kernel.sh "$${DRKIT_VM_CACHE:-$(CURDIR)/.vm-cache}"
 
 clean:
 	rm -rf dist

@@ -42,7 +42,8 @@ program
   .command('backup')
   .description('run a backup now, whether or not one is due')
   .option('--no-progress', 'no progress line even on a terminal')
-  .action(async (o: { progress: boolean }) => {
+  .option('--force', 'tape targets: overwrite the tape in the drive even if the label check refuses it')
+  .action(async (o: { progress: boolean; force?: boolean }) => {
     const { backupCommand } = await import('./cli/backup.js');
     return backupCommand(globals(), o);
   });

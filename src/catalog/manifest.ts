@@ -24,6 +24,20 @@ export interface Manifest {
   drkitVersion: string;
   modules: ModuleOutcome[];
   verified?: { at: string; ok: boolean; entries?: number; error?: string };
+  /**
+   * Dumps on removable media (tape): which medium holds it. Such a dump has no SHA-256 (xfsdump writes the
+   * drive itself, drkit never sees the bytes; `sha256` is ""): its integrity is proven by reading it back.
+   */
+  medium?: Medium;
+}
+
+export interface Medium {
+  kind: 'tape';
+  /** The media label xfsdump wrote on the tape (tape-label.ts). */
+  label: string;
+  slot: string;
+  /** The drive it was written in, as shown to people. */
+  drive: string;
 }
 
 /** How a dump's verification is shown to people (drkit list, the wizard). */

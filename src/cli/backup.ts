@@ -89,16 +89,17 @@ async function cronDrill(cfg: Config, g: GlobalOptions, now: Date, fixedNow: boo
   }
 }
 
-export async function backupCommand(g: GlobalOptions, o: { progress: boolean }): Promise<void> {
+export async function backupCommand(g: GlobalOptions, o: { progress: boolean; force?: boolean }): Promise<void> {
   const cfg = await loadConfigOrExit(g);
   const log = commandLogger(cfg, g, 'backup');
   const { LockBusyError } = await import('../state/lock.js');
   try {
     const { backupRun } = await import('../pipeline/run.js');
-    const r = await backupRun(cfg, { log, progress: o.progress && process.stderr.isTTY });
+    const r = await backupRun(cfg, { log, progress: o.progress && process.stderr.isTTY, force: o.force });
     if (r.status === 'failed') throw new CliError(`backup failed: ${r.error}`, EXIT.failed);
     const m = r.result.manifest;
-    process.stdout.write(`${m.id}: level ${m.level}, ${m.bytes} bytes, sha256 ${m.sha256}${m.verified ? `, verified ${m.verified.ok ? 'ok' : 'FAILED'}` : ''}\n`);
+    const where = m.medium ? `on tape "${m.medium.label}"` : `sha256 ${m.sha256}`;
+    process.stdout.write(`${m.id}: level ${m.level}, ${m.bytes} bytes, ${where}${m.verified ? `, verified ${m.verified.ok ? 'ok' : 'FAILED'}` : ''}\n`);
   } catch (err) {
     if (err instanceof LockBusyError) throw new CliError(err.message, EXIT.failed);
     throw err;

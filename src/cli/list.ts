@@ -18,9 +18,10 @@ export async function listCommand(g: GlobalOptions, o: { target?: string; json?:
   for (const c of catalogs) {
     process.stdout.write(`${target.display} ${c.host}: ${c.dumps.length} dump(s)\n`);
     for (const d of c.dumps) {
-      process.stdout.write(`  ${d.id}  level ${d.level}  ${humanBytes(d.bytes).padStart(10)}  ${d.started}  ${verificationLabel(d)}${d.base ? `  base ${d.base}` : ''}\n`);
+      process.stdout.write(`  ${d.id}  level ${d.level}  ${humanBytes(d.bytes).padStart(10)}  ${d.started}  ${verificationLabel(d)}${d.base ? `  base ${d.base}` : ''}${d.medium ? `  tape "${d.medium.label}"` : ''}\n`);
     }
     for (const b of c.broken) process.stdout.write(`  BROKEN ${b.object}: ${b.error}\n`);
     for (const orphan of c.orphans) process.stdout.write(`  INCOMPLETE ${orphan} (no manifest: an interrupted run; removed by the next backup)\n`);
+    if (target.device) process.stdout.write(`  next backup: insert the ${target.device.nextMedium(c.dumps, new Date())}\n`);
   }
 }

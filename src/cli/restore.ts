@@ -35,6 +35,15 @@ export async function restoreCommand(g: GlobalOptions, o: RestoreCliOptions): Pr
   } catch (err) {
     throw new CliError((err as Error).message, EXIT.failed);
   }
+  const { mediaOf, checkFirstMedium } = await import('../restore/media.js');
+  const media = mediaOf(chain);
+  if (media.length > 1) {
+    throw new CliError(`${last.id} needs ${media.length} tapes (${media.map((l) => `"${l}"`).join(', ')}, in this order); drkit restore reads one: use "drkit wizard", which asks for each tape in turn`, EXIT.failed);
+  }
+  // Before anything is touched: the drive must hold the tape (a full restore formats home first).
+  await checkFirstMedium(target, chain).catch((err: Error) => {
+    throw new CliError(err.message, EXIT.failed);
+  });
   const log = commandLogger(cfg, g, 'restore');
   try {
     if (o.files) {

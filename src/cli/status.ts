@@ -10,7 +10,7 @@ export interface Status {
   lastSuccess: { at: string; ageHours: number; dumpId?: string; level?: number; bytes?: number } | null;
   lastRun: { start: string; end?: string; status: string; error?: string } | null;
   due: { now: boolean; reason: string; next?: string };
-  target: { name: string; url: string; freeBytes: number | null; error?: string };
+  target: { name: string; url: string; freeBytes: number | null; error?: string; insert?: string };
   stateProblem?: string;
   /** Open alerts (stale, failing, drill) and the last restore drill, from the report state. */
   alerts: { kind: string; since: string; detail: string }[];
@@ -31,6 +31,10 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean; now?:
     const t = await openTarget(tc);
     target.url = t.display;
     target.freeBytes = (await t.freeSpace()) ?? null;
+    if (t.device) {
+      const { readCatalog } = await import('../catalog/catalog.js');
+      target.insert = t.device.nextMedium((await readCatalog(t, cfg.host)).dumps, now);
+    }
   } catch (err) {
     target.error = (err as Error).message;
   }
@@ -61,6 +65,7 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean; now?:
     `last run:      ${s.lastRun ? `${s.lastRun.start} ${s.lastRun.status}${s.lastRun.error ? `: ${s.lastRun.error}` : ''}` : 'none'}`,
     `next backup:   ${s.due.now ? `due now (${s.due.reason})` : `${s.due.next ?? '?'} (${s.due.reason})`}`,
     `target:        ${s.target.name} ${s.target.url} ${s.target.freeBytes !== null ? `${humanBytes(s.target.freeBytes)} free` : s.target.error ? `unreachable: ${s.target.error}` : ''}`,
+    ...(s.target.insert ? [`insert:        the ${s.target.insert} for the next backup`] : []),
     ...(s.stateProblem ? [`state:         ${s.stateProblem}`] : []),
     `last drill:    ${s.lastDrill ? `${s.lastDrill.at} ${s.lastDrill.status}${s.lastDrill.rtoSeconds !== undefined ? `, estimated time to restore home ${s.lastDrill.rtoSeconds} s` : ''}${s.lastDrill.error ? `: ${s.lastDrill.error}` : ''}` : 'none'}`,
     ...s.alerts.map((a) => `alert:         ${a.kind} since ${a.since}: ${a.detail}`),

@@ -10,7 +10,7 @@ import { parseDuration } from './duration.js';
 import { MODULE_NAME } from '../prepare/module-name.js';
 import { readIniSections, type RawSections } from './ini-sections.js';
 import { Invalid, Section, didYouMean, formatProblem, type Convert, type Problem, type ValueSpec } from './section.js';
-import type { Config, DrillSettings, NotifySettings, Paths, SyslogFacility, SmbEncryption, SmbProtocol, SmbSigning, TargetConfig } from './types.js';
+import type { Config, DrillSettings, NotifySettings, Paths, SyslogFacility, SmbEncryption, SmbProtocol, SmbSigning, TapeDriveSpec, TapeRotation, TapeTargetConfig, TargetConfig } from './types.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/drkit/drkit.conf';
 
@@ -99,6 +99,10 @@ export async function configWarnings(cfg: Config): Promise<string[]> {
     if (t.kind === 'file') {
       const why = await notADirectory(t.dir);
       if (why) found.push({ section, key: 'url', message: `${t.dir} ${why}: backups to this target fail until it is there (disk not mounted?)` });
+    } else if (t.kind === 'tape') {
+      if (t.drive.kind === 'path' && (await notAFile(t.drive.device)) === 'does not exist') {
+        found.push({ section, key: 'url', message: `${t.drive.device} does not exist: backups to this target fail until the drive is there` });
+      }
     } else {
       const why = await notAFile(t.credentials);
       if (why) found.push({ section, key: 'credentials', message: `${t.credentials} ${why}: backups to this target fail until it is there` });
@@ -159,7 +163,7 @@ function check(text: string, file: string, opts: LoadOptions): Checked {
 
   const targets: Record<string, TargetConfig> = {};
   for (const name of targetNames) {
-    const t = readTarget(open(`target.${name}`), name);
+    const t = readTarget(open(`target.${name}`), name, paths.state);
     if (!t) continue;
     if (t.kind === 'file' && sec('paths').valid('home') && isInside(t.dir, paths.home, true)) {
       problems.push({ section: `target.${name}`, key: 'url', message: `${JSON.stringify(`file://${t.dir}`)} is inside home (${paths.home}); expected a directory on another disk (a dump of home cannot be stored in home)` });
@@ -303,8 +307,9 @@ function readPaths(s: Section): { paths: Paths; mustExist: MustExist[] } {
   return { paths, mustExist };
 }
 
-function readTarget(s: Section, name: string): TargetConfig | undefined {
+function readTarget(s: Section, name: string, stateFile: string): TargetConfig | undefined {
   const url = s.required('url', TARGET_URL);
+  if (url?.kind === 'tape') return readTapeTarget(s, name, url.drive, stateFile);
   if (url?.kind === 'file') {
     for (const key of SMB_ONLY_KEYS) if (s.has(key)) s.problem(key, 'is only for smb:// targets; expected only url in a file:// target');
     s.finish();
@@ -326,6 +331,39 @@ function readTarget(s: Section, name: string): TargetConfig | undefined {
 }
 
 const NO_TARGET = 'no target configured; expected at least one target section, e.g. [target.usb] with url = file:///mnt/usb/drkit';
+const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+const SLOT_NAME = /^[a-z0-9][a-z0-9_-]*$/;
+const slotName = (t: string) => (SLOT_NAME.test(t) ? t : Invalid.because('is not a slot name (lowercase letters, digits, "_", "-")'));
+
+function readTapeTarget(s: Section, name: string, drive: TapeDriveSpec, stateFile: string): TapeTargetConfig {
+  for (const key of SMB_ONLY_KEYS) if (s.has(key)) s.problem(key, 'is only for smb:// targets; not used by a tape:// target');
+  const catalogDefault = path.join(path.dirname(stateFile), `tape-${name}`);
+  const catalog = s.get('catalog', catalogDefault, absPath(`<directory of [paths] state>/tape-${name}`));
+  const slots = s.get('slots', ['tape'], list('tape slot names', slotName, 'tape'));
+  if (!slots.length) s.problem('slots', 'is empty; expected at least one slot name, e.g. mon, tue, wed, thu, fri');
+  if (new Set(slots).size !== slots.length) s.problem('slots', 'names a slot twice; expected each tape once');
+  const allWeekdays = slots.length > 0 && slots.every((x) => WEEKDAYS.includes(x));
+  const rotation = s.get<TapeRotation>('rotation', allWeekdays ? 'weekday' : 'cycle', oneOf(['weekday', 'cycle'] as const, allWeekdays ? 'weekday' : 'cycle'));
+  if (rotation === 'weekday' && s.valid('rotation') && !allWeekdays) {
+    s.problem('rotation', `weekday needs slots named after days (sun, mon, ..., sat); these are not: ${slots.filter((x) => !WEEKDAYS.includes(x)).join(', ')}`);
+  }
+  const monthlySlot = s.get('monthly_slot', undefined, { expected: 'a slot name not in slots, e.g. month (default: none)', convert: slotName });
+  if (monthlySlot !== undefined && slots.includes(monthlySlot)) s.problem('monthly_slot', `${JSON.stringify(monthlySlot)} is also in slots; expected a tape of its own`);
+  const blockSize = s.get('block_size', 0, {
+    expected: 'the drive block size in bytes: 0 (variable, the default) or a multiple of 512 up to 16777216',
+    convert: (t) => {
+      if (!/^\d+$/.test(t)) return Invalid.because('is not a whole number');
+      const n = Number(t);
+      return n === 0 || (n % 512 === 0 && n <= 16 * 1024 * 1024) ? n : Invalid.because('is not 0 or a multiple of 512 up to 16 MiB');
+    },
+  });
+  const eject = s.get('eject', true, bool(true));
+  const force = s.get('force', false, bool(false));
+  const rsh = s.get('rsh', '/usr/bin/ssh', absPath('/usr/bin/ssh'));
+  const rmt = s.get('rmt', '/usr/sbin/rmt', absPath('/usr/sbin/rmt'));
+  s.finish();
+  return { kind: 'tape', name, drive, catalog, slots, rotation, monthlySlot, blockSize, eject, force, rsh, rmt };
+}
 
 function chooseDumpTarget(given: string | undefined, names: string[], problems: Problem[]): string {
   const choices = names.join(', ');
@@ -506,7 +544,7 @@ function describeCronError(e: CronFieldError): string {
   return outside === undefined ? `${name}: ${JSON.stringify(e.value)} is not valid` : `${name}: ${outside} is out of range ${min}-${max}`;
 }
 
-type TargetUrl = { kind: 'file'; dir: string } | { kind: 'smb'; server: string; port: number; share: string; dir: string };
+type TargetUrl = { kind: 'file'; dir: string } | { kind: 'smb'; server: string; port: number; share: string; dir: string } | { kind: 'tape'; drive: TapeDriveSpec };
 
 /** A URL with a user name or password in it is shown without them: messages end up in logs and mails. */
 function redactUrl(t: string): string {
@@ -514,7 +552,7 @@ function redactUrl(t: string): string {
 }
 
 const TARGET_URL: ValueSpec<TargetUrl> = {
-  expected: 'file:///absolute/dir or smb://server[:port]/share[/dir] (supported: file://, smb://)',
+  expected: 'file:///absolute/dir, smb://server[:port]/share[/dir] or tape:///dev/nstN (supported: file://, smb://, tape://)',
   show: (t) => JSON.stringify(redactUrl(t)),
   convert: (t) => {
     const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(t)?.[1]?.toLowerCase();
@@ -524,9 +562,42 @@ const TARGET_URL: ValueSpec<TargetUrl> = {
       return { kind: 'file', dir: absolutePath(m[1]!) as string };
     }
     if (scheme === 'smb') return parseSmbUrl(t);
+    if (scheme === 'tape') return parseTapeUrl(t);
     return Invalid.because(scheme ? `has an unsupported scheme (${scheme}://)` : 'is not a URL');
   },
 };
+
+/**
+ * tape:///dev/nst0, tape:///dev/tape/by-id/NAME-nst, tape://HOST/dev/nst0 (a drive on another host), or
+ * tape:///?vendor=V&model=M&serial=S (the drive whose SCSI inquiry data match, under /sys/class/scsi_tape).
+ * Always the non-rewinding device: a rewinding one would rewind between xfsdump's media files.
+ */
+function parseTapeUrl(t: string): TargetUrl | Invalid {
+  const m = /^tape:\/\/([^/?]*)(\/[^?]*)?(?:\?(.*))?$/i.exec(t);
+  if (!m) return Invalid.because('is not tape:///dev/nstN, tape://HOST/dev/nstN or tape:///?serial=...');
+  const [host, dev, query] = [m[1]!, m[2] ?? '', m[3]];
+  if (query !== undefined) {
+    if (host || (dev && dev !== '/')) return Invalid.because('has both a device and a ?match; expected one of them');
+    const match: Record<string, string> = {};
+    for (const part of query.split('&').filter(Boolean)) {
+      const [k, v] = part.split('=');
+      if (!['vendor', 'model', 'serial'].includes(k ?? '') || !v) return Invalid.because(`has ${JSON.stringify(part)}; expected vendor=, model= or serial= with a value`);
+      match[k!] = decodeURIComponent(v);
+    }
+    if (!Object.keys(match).length) return Invalid.because('has an empty ?match; expected e.g. ?serial=HU12345678');
+    return { kind: 'tape', drive: { kind: 'match', ...match } };
+  }
+  if (!dev || dev === '/') return Invalid.because('names no device; expected e.g. tape:///dev/nst0');
+  const base = path.basename(dev);
+  if (/^st\d+[lma]?$/.test(base)) return Invalid.message(`${JSON.stringify(t)} is a rewinding device; expected the non-rewinding one (${dev.replace(/st(\d+)/, 'nst$1')})`);
+  if (!/^nst\d+$/.test(base) && !/-nst$/.test(base)) return Invalid.because('is not a non-rewinding tape device; expected /dev/nstN or /dev/tape/by-id/...-nst');
+  const device = path.normalize(dev);
+  if (host) {
+    if (!/^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host)) return Invalid.because('has no valid host name');
+    return { kind: 'tape', drive: { kind: 'remote', host, device } };
+  }
+  return { kind: 'tape', drive: { kind: 'path', device } };
+}
 
 // Characters Windows and Samba refuse in share and folder names, and control characters.
 const BAD_SMB_NAME = /[\\:*?"<>|\x00-\x1f]/;

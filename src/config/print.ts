@@ -1,7 +1,7 @@
 // The effective configuration (every default filled in) in the layout of drkit.conf, for `drkit config
 // check`. The output is itself a valid drkit.conf that loads to the same Config. Secrets are never shown:
 // SMB passwords live in the credentials file, of which only the path appears here.
-import type { Config, TargetConfig } from './types.js';
+import type { Config, TapeTargetConfig, TargetConfig } from './types.js';
 
 /** key, value; an undefined value is a key that is not set (shown as a comment). */
 export type Entry = [key: string, value: string | undefined];
@@ -54,6 +54,7 @@ function notifyEntries(cfg: Config): Entry[] {
 
 function targetSection(t: TargetConfig): IniSection {
   if (t.kind === 'file') return [`target.${t.name}`, [['url', `file://${t.dir}`]]];
+  if (t.kind === 'tape') return tapeSection(t);
   const server = t.server.includes(':') ? `[${t.server}]` : t.server;
   return [
     `target.${t.name}`,
@@ -64,6 +65,31 @@ function targetSection(t: TargetConfig): IniSection {
       ['signing', t.signing],
       ['encryption', t.encryption],
       ['timeout', String(t.timeoutSec)],
+    ],
+  ];
+}
+
+function tapeSection(t: TapeTargetConfig): IniSection {
+  const d = t.drive;
+  const url =
+    d.kind === 'path'
+      ? `tape://${d.device}`
+      : d.kind === 'remote'
+        ? `tape://${d.host}${d.device}`
+        : `tape:///?${(['vendor', 'model', 'serial'] as const).filter((k) => d[k] !== undefined).map((k) => `${k}=${encodeURIComponent(d[k]!)}`).join('&')}`;
+  return [
+    `target.${t.name}`,
+    [
+      ['url', url],
+      ['catalog', t.catalog],
+      ['slots', t.slots.join(', ')],
+      ['rotation', t.rotation],
+      ['monthly_slot', t.monthlySlot],
+      ['block_size', String(t.blockSize)],
+      ['eject', String(t.eject)],
+      ['force', String(t.force)],
+      ['rsh', t.rsh],
+      ['rmt', t.rmt],
     ],
   ];
 }

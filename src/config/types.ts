@@ -1,13 +1,45 @@
 // The validated, effective configuration. Everything here has been checked by config/load.ts: a value of
 // this type is always usable as is (paths absolute, numbers in range, the schedule parses).
 
-export type TargetConfig = FileTargetConfig | SmbTargetConfig;
+export type TargetConfig = FileTargetConfig | SmbTargetConfig | TapeTargetConfig;
 
 export interface FileTargetConfig {
   kind: 'file';
   name: string;
   /** Absolute directory on a local or USB disk. */
   dir: string;
+}
+
+/** Which drive: a device path (a stable /dev/tape/by-id name is resolved at run time), or a drive found by
+ * its SCSI inquiry data under /sys/class/scsi_tape; `host` set: the drive is on that host, reached through
+ * `rsh` + `rmt` (xfsdump's remote-tape route). */
+export type TapeDriveSpec =
+  | { kind: 'path'; device: string }
+  | { kind: 'match'; vendor?: string; model?: string; serial?: string }
+  | { kind: 'remote'; host: string; device: string };
+
+export type TapeRotation = 'weekday' | 'cycle';
+
+export interface TapeTargetConfig {
+  kind: 'tape';
+  name: string;
+  drive: TapeDriveSpec;
+  /** Folder on this machine with the catalog (the manifests): a tape holds no files drkit could list. */
+  catalog: string;
+  /** Tape slots (one physical tape each), in rotation order. */
+  slots: string[];
+  rotation: TapeRotation;
+  /** The first backup of each calendar month goes to this slot (kept out of the weekly rotation). */
+  monthlySlot: string | undefined;
+  /** Drive block size in bytes set with MTSETBLK before writing and reading; 0 = variable (the default). */
+  blockSize: number;
+  /** Eject the tape after a backup (and its verification). */
+  eject: boolean;
+  /** Overwrite a tape the label check would refuse (another host's, unknown data, the newest good dump). */
+  force: boolean;
+  /** Remote drives: the remote shell and the rmt program on the other host (xfsdump's RSH and RMT). */
+  rsh: string;
+  rmt: string;
 }
 
 export type SmbProtocol = 'SMB2' | 'SMB3';

@@ -5,8 +5,9 @@
 //   user space on the way to the disk;
 // - anything else (SMB): xfsdump -> pipe -> pump (copy + SHA-256, stream/pump.ts) -> the upload's fd.
 // Backpressure is the kernel's either way (a full pipe or a busy disk blocks xfsdump's writes), and memory
-// stays one fixed ring or buffer.
-import type { Target, Upload } from '../target/target.js';
+// stays one fixed ring or buffer. A device target (tape) is addressed by xfsdump itself: dumpToDevice.
+import type { DeviceWriteRequest, DumpDevice, Notes, Target, Upload } from '../target/target.js';
+import type { Medium } from '../catalog/manifest.js';
 import { checkDump, isMissingBase, startXfsdump, type DumpBase, type DumpOutput, type RunningDump } from '../exec/xfsdump.js';
 import { openPipe, type Pipe } from '../exec/fifo.js';
 import { startPump, type Pump } from '../stream/pump.js';
@@ -21,6 +22,9 @@ export interface DumpRequest {
   object: string;
   progress?: ProgressLine;
   signal?: AbortSignal;
+  /** What a device target checks its medium against (the catalog, the dump being made, --force). */
+  context: Omit<DeviceWriteRequest, 'notes' | 'signal'>;
+  notes: Notes;
 }
 
 export interface DumpResult {
@@ -29,6 +33,9 @@ export interface DumpResult {
   sessionId: string;
   level: number;
   warnings: string[];
+  /** The media label xfsdump wrote (a device chooses its own: the tape's label). */
+  mediaLabel: string;
+  medium?: Medium;
 }
 
 type Finished = Awaited<RunningDump['finished']>;
@@ -111,6 +118,7 @@ async function pipeRoute(upload: Upload): Promise<Route> {
 }
 
 export async function dumpToTarget(target: Target, req: DumpRequest): Promise<DumpResult> {
+  if (target.device) return dumpToDevice(target.device, req);
   let route: Route | undefined;
   const upload: Upload = await target.create(req.object, {
     signal: req.signal,
@@ -142,6 +150,7 @@ export async function dumpToTarget(target: Target, req: DumpRequest): Promise<Du
       sessionId: finished.report.sessionId!,
       level: finished.report.level ?? 0,
       warnings: finished.report.warnings,
+      mediaLabel: req.mediaLabel,
     };
   } catch (err) {
     // Unblock the route (a pump's read ends when xfsdump dies, its write when the target's transfer
@@ -158,6 +167,48 @@ export async function dumpToTarget(target: Target, req: DumpRequest): Promise<Du
     req.progress?.done();
     await route?.stopped;
     route?.close();
+  }
+}
+
+/**
+ * xfsdump writes the device itself (`-f /dev/nst0` or `host:/dev/nst0`): its own tape handling, media
+ * files, end of media and stream terminator. drkit sees no bytes, so there is no SHA-256; the size is
+ * xfsdump's media file size, and the proof is the read-back (verify).
+ */
+async function dumpToDevice(device: DumpDevice, req: DumpRequest): Promise<DumpResult> {
+  const w = await device.prepareWrite({ ...req.context, notes: req.notes, signal: req.signal });
+  let estimated = 0;
+  const dump = await startXfsdump({
+    mountpoint: req.mountpoint,
+    base: req.base,
+    sessionLabel: req.sessionLabel,
+    mediaLabel: w.mediaLabel,
+    progressSec: req.progress ? 5 : undefined,
+    onProgress: (p) => req.progress?.update((estimated * p.percent) / 100, p.percent),
+    signal: req.signal,
+    output: { device: w.address },
+  });
+  try {
+    const finished = await dump.finished;
+    estimated = finished.report.estimatedBytes ?? 0;
+    if (finished.report.endOfMedia) throw w.fullError(finished.report.mediaFileBytes);
+    try {
+      checkDump(finished);
+    } catch (err) {
+      if (isMissingBase(finished.report)) throw new MissingBaseError((err as Error).message);
+      throw err;
+    }
+    return {
+      bytes: finished.report.mediaFileBytes ?? 0,
+      sha256: '',
+      sessionId: finished.report.sessionId!,
+      level: finished.report.level ?? 0,
+      warnings: finished.report.warnings,
+      mediaLabel: w.mediaLabel,
+      medium: w.medium,
+    };
+  } finally {
+    req.progress?.done();
   }
 }
 

@@ -1,7 +1,7 @@
 // Reading a dump back from its target into xfsrestore, hashing it on the way: the one path shared by
 // verify (table of contents), full restore and single-file restore. The mirror of dump.ts: the target's
 // download -> pump (copy + SHA-256) -> pipe -> xfsrestore.
-import type { Target } from '../target/target.js';
+import type { DumpDevice, Target } from '../target/target.js';
 import { dumpObject, type Manifest } from '../catalog/manifest.js';
 import { openPipe, type Pipe } from '../exec/fifo.js';
 import { startXfsrestore, type RestoreMode, type RestoreReport, type RunningRestore } from '../exec/xfsrestore.js';
@@ -21,6 +21,7 @@ export async function readDumpInto(
   mode: RestoreMode,
   o: { signal?: AbortSignal; onBytes?: (bytes: number) => void; fromMedium?: boolean } = {},
 ): Promise<ReadBack> {
+  if (target.device) return readFromDevice(target.device, m, mode, o);
   const name = dumpObject(m.host, m.id);
   let pump: Pump | undefined;
   const download = await target.read(name, {
@@ -83,4 +84,23 @@ export async function readDumpInto(
     pipe?.read.close();
     pipe?.write.close();
   }
+}
+
+/**
+ * xfsrestore reads the device itself. The device first checks it holds this dump (else WrongMediumError,
+ * thrown: the caller may ask for the right medium and try again). No bytes pass through drkit: the proof
+ * is xfsrestore's own Restore Status, the session id, and that the data did not end early.
+ */
+async function readFromDevice(device: DumpDevice, m: Manifest, mode: RestoreMode, o: { signal?: AbortSignal }): Promise<ReadBack> {
+  const address = await device.prepareRead(m, { signal: o.signal });
+  const restore = await startXfsrestore(mode, address, { signal: o.signal });
+  const problems: string[] = [];
+  let report: RestoreReport | undefined;
+  try {
+    report = await restore.finished;
+    if (report.sessionId !== m.sessionId) problems.push(`xfsrestore found session ${report.sessionId ?? '(none)'}, the manifest says ${m.sessionId}`);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  return { report, bytes: m.bytes, sha256: undefined, problems };
 }

@@ -2,6 +2,7 @@
 // (status line, session id, level, base, sizes, progress) once, here.
 import { eachLine, Tail } from './lines.js';
 import { lastLines, spawn, ToolError } from './run.js';
+import type { DeviceAddress } from '../target/target.js';
 
 export type DumpStatus = 'SUCCESS' | 'INTERRUPT' | 'ERROR' | 'QUIT' | 'INCOMPLETE' | 'FAULT';
 
@@ -23,6 +24,8 @@ export interface DumpReport {
   mediaFileBytes: number | undefined;
   errors: string[];
   warnings: string[];
+  /** The medium ran out ("QUIT (media is no longer usable)"): in cron mode nobody changes tapes. */
+  endOfMedia: boolean;
 }
 
 export type DumpBase = { level: 0 } | { baseSessionId: string };
@@ -41,10 +44,11 @@ export interface XfsdumpOptions {
 
 /**
  * Where the dump goes: an fd of ours xfsdump gets as stdout (the write end of a pipe; the caller closes its
- * own copy after the start), or a regular file xfsdump opens and writes itself (`-f FILE`: it truncates it,
- * then only appends, never seeks back, so a reader may follow right behind it).
+ * own copy after the start), a regular file xfsdump opens and writes itself (`-f FILE`: it truncates it,
+ * then only appends, never seeks back, so a reader may follow right behind it), or a device xfsdump writes
+ * itself (a tape drive, local or remote), overwritten from its beginning.
  */
-export type DumpOutput = { fd: number } | { file: string };
+export type DumpOutput = { fd: number } | { file: string } | { device: DeviceAddress };
 
 export interface RunningDump {
   pid: number | undefined;
@@ -60,17 +64,25 @@ export function xfsdumpArgs(o: Pick<XfsdumpOptions, 'mountpoint' | 'base' | 'ses
   if (o.progressSec) args.push('-p', String(o.progressSec));
   // '-' = the dump goes to stdout; the mount point must be absolute or xfsdump refuses it.
   // drive=verbose: only then does xfsdump name why a write to its file failed (e.g. ENOSPC); nothing else.
+  // A device: -o, because drkit has read the tape's label and decided it may be overwritten (xfsdump would
+  // otherwise look for room to append, or ask).
   if ('file' in o.output) args.push('-v', 'drive=verbose', '-f', o.output.file, o.mountpoint);
+  else if ('device' in o.output) args.push('-o', '-f', o.output.device.path, o.mountpoint);
   else args.push('-', o.mountpoint);
   return args;
 }
 
 export async function startXfsdump(o: XfsdumpOptions): Promise<RunningDump> {
-  // xfsdump reports on stderr when stdout carries the dump, on stdout otherwise: read both alike.
-  // xfsdump dies with us (kill -9, OOM): writing a file itself it would otherwise dump on to the end
-  // unattended, as it ignores SIGPIPE on its messages. setpriv (util-linux) sets the parent-death signal
-  // and execs it: the same process.
-  const child = await spawn('setpriv', ['--pdeathsig', 'TERM', 'xfsdump', ...xfsdumpArgs(o)], { signal: o.signal, stdout: 'fd' in o.output ? o.output.fd : 'pipe' });
+  // xfsdump reports on stderr when stdout carries the dump, on stdout otherwise (a file, a device): read both.
+  // xfsdump dies with us (kill -9, OOM): writing a file or a device itself it would otherwise dump on to the
+  // end unattended (writing a pipe it would stop at its next write, EPIPE; it ignores SIGPIPE on its
+  // messages). setpriv (util-linux) sets the parent-death signal and execs it: the same process.
+  const device = 'device' in o.output ? o.output.device : undefined;
+  const child = await spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'xfsdump', ...xfsdumpArgs(o)], {
+    signal: o.signal,
+    stdout: 'fd' in o.output ? o.output.fd : 'pipe',
+    env: device?.env,
+  });
   const report: DumpReport = {
     status: undefined,
     sessionId: undefined,
@@ -81,6 +93,7 @@ export async function startXfsdump(o: XfsdumpOptions): Promise<RunningDump> {
     mediaFileBytes: undefined,
     errors: [],
     warnings: [],
+    endOfMedia: false,
   };
   const tail = new Tail();
   const parse = (line: string) => {
@@ -107,6 +120,7 @@ export function parseDumpLine(line: string, r: DumpReport, onProgress?: (p: Dump
   else if ((m = body.match(/^status at [\d:]+:\s*(\d+)\/(\d+) files dumped, ([\d.]+)% data dumped, (\d+) seconds elapsed/))) {
     onProgress?.({ filesDone: Number(m[1]), filesTotal: Number(m[2]), percent: Number(m[3]), elapsedSec: Number(m[4]) });
   } else if (/^WARNING: write to .* failed: /.test(body)) r.errors.push(body.replace(/^WARNING: /, ''));
+  else if (/media is no longer usable|end of media/i.test(body)) r.endOfMedia = true;
   else if (/^ERROR\b/.test(body) || /\bERROR:/.test(body)) r.errors.push(body);
   else if (/^WARNING\b/.test(body)) r.warnings.push(body);
 }

@@ -21,6 +21,8 @@ export interface BackupOptions {
   /** Show a progress line on stderr (a person is watching). */
   progress?: boolean;
   now?: () => Date;
+  /** Overwrite a tape the label check refuses (drkit backup --force). */
+  force?: boolean;
 }
 
 export interface BackupResult {
@@ -63,13 +65,18 @@ export async function runBackup(cfg: Config, opts: BackupOptions): Promise<Backu
     log.info(`verify: reading ${manifest.id} back from ${target.display}`);
     const v = await verifyAndRecord(target, manifest, now(), signal);
     if (!v.ok) throw new BackupError(`verification of ${manifest.id} failed: ${v.problems.join('; ')}`);
-    log.info(`verify: ok (${v.entries ?? '?'} entries, SHA-256 matches)`);
+    log.info(`verify: ok (${v.entries ?? '?'} entries${manifest.sha256 ? ', SHA-256 matches' : `, read back from tape "${manifest.medium?.label}"`})`);
   }
 
   // Only now, with a new complete (and verified, when configured) dump on the target, may old ones go.
-  const victims = prunable([...catalog.dumps, manifest], cfg.retention.keepFull);
+  // A device's media are reused by rotation instead (its write step retired what it overwrote).
+  const victims = target.device ? [] : prunable([...catalog.dumps, manifest], cfg.retention.keepFull);
   await deleteDumps(target, cfg.host, victims);
   for (const v of victims) log.info(`retention: deleted ${v.id}`);
+  if (target.device) {
+    await target.device.release();
+    log.info(`next backup: insert the ${target.device.nextMedium([...catalog.dumps, manifest], now())}`);
+  }
   return { manifest, target: targetCfg.name, pruned: victims.map((v) => v.id) };
 }
 
@@ -91,6 +98,8 @@ async function dumpOnce(cfg: Config, target: Target, dumps: Manifest[], modules:
         object: dumpObject(cfg.host, id),
         progress: opts.progress ? progressLine(`dump ${id}`) : undefined,
         signal,
+        context: { host: cfg.host, dumps, id, base: plan.base, started, force: opts.force ?? false },
+        notes: log,
       });
       for (const w of r.warnings) log.warn(`xfsdump: ${w}`);
       const manifest: Manifest = {
@@ -101,7 +110,7 @@ async function dumpOnce(cfg: Config, target: Target, dumps: Manifest[], modules:
         base: plan.base?.id ?? null,
         sessionId: r.sessionId,
         sessionLabel,
-        mediaLabel: id,
+        mediaLabel: r.mediaLabel,
         mountpoint: cfg.paths.home,
         started: started.toISOString(),
         finished: now().toISOString(),
@@ -109,9 +118,10 @@ async function dumpOnce(cfg: Config, target: Target, dumps: Manifest[], modules:
         sha256: r.sha256,
         drkitVersion: DRKIT_VERSION,
         modules,
+        ...(r.medium ? { medium: r.medium } : {}),
       };
       await writeManifest(target, manifest);
-      log.info(`dump: ${id} complete, ${r.bytes} bytes, sha256 ${r.sha256}`);
+      log.info(`dump: ${id} complete, ${r.bytes} bytes${r.sha256 ? `, sha256 ${r.sha256}` : ''}${r.medium ? ` on tape "${r.medium.label}"` : ''}`);
       return manifest;
     } catch (err) {
       if (err instanceof MissingBaseError && plan.base) {

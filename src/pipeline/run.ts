@@ -13,6 +13,8 @@ export interface RunOptions {
   log: Logger;
   progress?: boolean;
   now?: () => Date;
+  /** Overwrite a tape the label check refuses. */
+  force?: boolean;
 }
 
 export type RunOutcome = { status: 'success'; record: RunRecord; result: BackupResult } | { status: 'failed'; record: RunRecord; error: string };
@@ -36,7 +38,7 @@ export async function backupRun(cfg: Config, opts: RunOptions): Promise<RunOutco
     await prepareState(cfg, log);
     await appendRun(cfg.paths.state, record);
     try {
-      const result = await runBackup(cfg, { log, signal: abort.signal, progress: opts.progress, now });
+      const result = await runBackup(cfg, { log, signal: abort.signal, progress: opts.progress, now, force: opts.force });
       const done: Partial<RunRecord> = {
         status: 'success',
         end: now().toISOString(),
@@ -52,6 +54,8 @@ export async function backupRun(cfg: Config, opts: RunOptions): Promise<RunOutco
       return { status: 'success', record, result };
     } catch (err) {
       const error = abort.signal.aborted ? String((abort.signal.reason as Error).message) : (err as Error).message;
+      const medium = await nextMedium(cfg, now()).catch(() => undefined);
+      if (medium) log.warn(`for the next backup insert the ${medium}`);
       const done: Partial<RunRecord> = { status: 'failed', end: now().toISOString(), error, ...(log.warnings.length ? { warnings: [...log.warnings] } : {}) };
       await updateRun(cfg.paths.state, record.id, done);
       Object.assign(record, done);
@@ -64,6 +68,15 @@ export async function backupRun(cfg: Config, opts: RunOptions): Promise<RunOutco
     process.off('SIGINT', onSignal);
     await lock.release();
   }
+}
+
+/** A removable-media target: what the operator should put in the drive next (for the failure report). */
+async function nextMedium(cfg: Config, now: Date): Promise<string | undefined> {
+  const { openTarget } = await import('../target/registry.js');
+  const target = await openTarget(cfg.targets[cfg.dump.target]!);
+  if (!target.device) return undefined;
+  const { readCatalog } = await import('../catalog/catalog.js');
+  return target.device.nextMedium((await readCatalog(target, cfg.host)).dumps, now);
 }
 
 /** Read the state, set a corrupt file aside (loudly), and mark runs a crash left as "running" as crashed. */

@@ -1,7 +1,7 @@
 // Cumulative restore of a chain of dumps (full first, then each incremental in order) from a target.
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Target } from '../target/target.js';
+import { WrongMediumError, type Target } from '../target/target.js';
 import type { Manifest } from '../catalog/manifest.js';
 import { readDumpInto } from '../dump/read.js';
 import type { ProgressLine } from '../dump/progress.js';
@@ -18,6 +18,11 @@ export interface ChainRestoreOptions {
   onLevel?: (m: Manifest, index: number) => void;
   /** After each level, before the next (the restore drill counts the tree the full dump made). */
   afterLevel?: (m: Manifest, index: number, report: RestoreReport | undefined) => Promise<void>;
+  /**
+   * The drive holds another medium than the dump is on (a chain of tape dumps, one per tape): ask a
+   * person to change it and resolve to try again, or reject to stop. Without it, the error ends the restore.
+   */
+  askForMedium?: (problem: WrongMediumError) => Promise<void>;
 }
 
 export class RestoreLevelError extends Error {
@@ -36,10 +41,25 @@ export async function restoreChain(target: Target, chain: Manifest[], o: ChainRe
     o.onLevel?.(m, i);
     const progress = o.progress?.(m);
     const subtrees = i === 0 && o.subtrees?.length ? { subtrees: o.subtrees } : {};
-    const r = await readDumpInto(target, m, { kind: 'cumulative', dest: o.dest, rootAttributes: o.rootAttributes, ...subtrees }, {
-      signal: o.signal,
-      onBytes: progress ? (b) => progress.update(b, (100 * b) / Math.max(1, m.bytes)) : undefined,
-    }).finally(() => progress?.done());
+    const read = () =>
+      readDumpInto(target, m, { kind: 'cumulative', dest: o.dest, rootAttributes: o.rootAttributes, ...subtrees }, {
+        signal: o.signal,
+        onBytes: progress ? (b) => progress.update(b, (100 * b) / Math.max(1, m.bytes)) : undefined,
+      });
+    let r;
+    try {
+      for (;;) {
+        try {
+          r = await read();
+          break;
+        } catch (err) {
+          if (!(err instanceof WrongMediumError) || !o.askForMedium) throw err;
+          await o.askForMedium(err);
+        }
+      }
+    } finally {
+      progress?.done();
+    }
     if (r.problems.length) throw new RestoreLevelError(`restoring ${m.id} (level ${m.level}, ${i + 1} of ${chain.length}): ${r.problems.join('; ')}`);
     result.reports.push(r.report);
     result.bytes += r.bytes;

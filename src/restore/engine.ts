@@ -11,7 +11,7 @@ import { serviceCtl } from '../exec/services.js';
 import { mounts, mount, umount, type MountInfo } from '../exec/mount.js';
 import { identify, mkfsXfs } from '../exec/mkfs.js';
 import { holdersOf } from './busy.js';
-import { restoreChain } from './chain.js';
+import { restoreChain, type ChainRestoreOptions } from './chain.js';
 import { progressLine } from '../dump/progress.js';
 
 export const RESTORE_SPOOL_MARKER = '.restorespool';
@@ -51,6 +51,8 @@ export interface FullRestoreOptions {
   /** Where the progress line goes (default stderr): the wizard's console, which may be a serial line. */
   progressOut?: { write(s: string): unknown };
   signal?: AbortSignal;
+  /** Ask a person for the next tape of a chain (the wizard); without it, a wrong tape fails the restore. */
+  askForMedium?: ChainRestoreOptions['askForMedium'];
 }
 
 export interface FullRestoreResult {
@@ -111,6 +113,7 @@ export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<F
       signal: o.signal,
       onLevel: (m, i) => log.info(`restoring ${m.id} (level ${m.level}, ${i + 1} of ${o.chain.length}, ${m.bytes} bytes)`),
       progress: o.progress ? (m) => progressLine(`restore ${m.id}`, o.progressOut) : undefined,
+      askForMedium: o.askForMedium,
     }),
   );
 

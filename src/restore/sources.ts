@@ -12,8 +12,8 @@ export type FoundSource =
   /** A place we could read; its catalog may still be empty. */
   | { kind: 'readable'; label: string; target: Target; catalog: Catalog }
   | { kind: 'unreachable'; label: string; error: string }
-  /** Tape restore is not implemented yet: drives are shown so the operator knows they were seen. */
-  | { kind: 'tape'; label: string; device: string };
+  /** A tape drive that is no configured target, holding no dump of this host: shown with what it holds. */
+  | { kind: 'tape'; label: string; device: string; holds: string };
 
 export interface SourceSearch {
   /** Folders under which mounted disks are searched for `<disk root>/<host>/*.json` (1 to 3 levels down). */
@@ -74,8 +74,44 @@ export async function findSources(cfg: Config, search: SourceSearch): Promise<Fo
       return { kind: 'unreachable', label, error: (err as Error).message };
     }
   });
-  const tapes: FoundSource[] = (await tapeDrives(search.tapeDir)).map((device) => ({ kind: 'tape', label: `tape drive ${device}`, device }));
-  return [...(await Promise.all(configured)), ...(await Promise.all(disks)), ...tapes];
+  // Drives of configured tape targets are read through their catalog above; any other drive is read
+  // directly: a full dump of this host on its tape restores even when the catalog was lost with the machine.
+  const configuredDrives = new Set<string>();
+  for (const tc of Object.values(cfg.targets)) if (tc.kind === 'tape' && tc.drive.kind === 'path') configuredDrives.add(await canonical(tc.drive.device));
+  const tapes = (await tapeDrives(search.tapeDir)).map(async (device): Promise<FoundSource | undefined> => {
+    if (configuredDrives.has(await canonical(device))) return undefined;
+    return readTapeInDrive(cfg, device);
+  });
+  const found = [...(await Promise.all(configured)), ...(await Promise.all(disks)), ...(await Promise.all(tapes))];
+  return found.filter((f): f is FoundSource => f !== undefined);
+}
+
+async function readTapeInDrive(cfg: Config, device: string): Promise<FoundSource> {
+  const label = `tape drive ${device}`;
+  try {
+    const { TapeTarget, dumpFromTape } = await import('../target/tape.js');
+    const { describeContents } = await import('../target/tape-label.js');
+    const target = new TapeTarget({
+      kind: 'tape',
+      name: label,
+      drive: { kind: 'path', device },
+      catalog: path.join(path.dirname(cfg.paths.state), 'tape-found'),
+      slots: ['tape'],
+      rotation: 'cycle',
+      monthlySlot: undefined,
+      blockSize: 0,
+      eject: false,
+      force: false,
+      rsh: '/usr/bin/ssh',
+      rmt: '/usr/sbin/rmt',
+    });
+    const contents = await target.inDrive();
+    const m = dumpFromTape(contents, cfg.host, device);
+    if (!m) return { kind: 'tape', label, device, holds: describeContents(contents) };
+    return { kind: 'readable', label: `${label} (tape "${m.medium!.label}", read from the tape: no catalog)`, target, catalog: { dumps: [m], orphans: [], broken: [] } };
+  } catch (err) {
+    return { kind: 'unreachable', label, error: (err as Error).message };
+  }
 }
 
 /** The folders below `dir` (up to MAX_SCAN_DEPTH levels) that hold a `<host>/` folder with a manifest. */

@@ -13,6 +13,8 @@ import { fullRestore } from './engine.js';
 import { defaultSearch, findSources, type FoundSource, type SourceSearch } from './sources.js';
 import { describeHome, type HomeDevice } from './wizard-home.js';
 import { Interrupted, LineConsole } from './wizard-console.js';
+import { checkFirstMedium, mediaOf } from './media.js';
+import { WrongMediumError } from '../target/target.js';
 
 export interface WizardIo {
   input: Readable;
@@ -87,6 +89,7 @@ async function choose(cfg: Config, con: LineConsole, search: SourceSearch): Prom
       con.say(`${c.manifest.id} cannot be restored: ${c.chain.message}. Pick another one.`);
     }
     showChain(con, chain);
+    await firstTape(con, source, chain, interrupted.signal);
 
     const home = await untilInterrupted(describeHome(cfg), interrupted.signal).catch((err: Error) => {
       if (err instanceof Interrupted) throw err;
@@ -107,6 +110,32 @@ async function choose(cfg: Config, con: LineConsole, search: SourceSearch): Prom
 
 class Refused extends Error {}
 
+/** A chain on tapes: the drive must hold the first one before anything is destroyed; ask until it does. */
+async function firstTape(con: LineConsole, source: ReadableSource, chain: Manifest[], signal: AbortSignal): Promise<void> {
+  const media = mediaOf(chain);
+  if (!media.length) return;
+  if (media.length > 1) con.say(`The dumps are on ${media.length} tapes; you will be asked for each in turn: ${media.map((l) => `"${l}"`).join(', ')}.`);
+  for (;;) {
+    try {
+      await untilInterrupted(checkFirstMedium(source.target, chain, signal), signal);
+      return;
+    } catch (err) {
+      if (!(err instanceof WrongMediumError)) {
+        if (err instanceof Interrupted) throw err;
+        throw new Refused(`Cannot read the tape: ${(err as Error).message}`);
+      }
+      await askForTape(con, err, 'q aborts');
+    }
+  }
+}
+
+/** Say which tape is wanted and wait for Enter; q stops. */
+async function askForTape(con: LineConsole, problem: WrongMediumError, quit: string): Promise<void> {
+  con.say(problem.message);
+  const a = (await con.ask(`Insert tape "${problem.wanted}" and press Enter (${quit}): `)).trim();
+  if (/^q(uit)?$/i.test(a)) throw new Interrupted('aborted by the operator');
+}
+
 /** Ctrl-C while we wait for a slow share or device must not have to wait for its timeout. */
 function untilInterrupted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -123,7 +152,7 @@ function showSources(con: LineConsole, cfg: Config, found: FoundSource[]): Reada
   con.say('Sources:');
   for (const f of found) {
     if (f.kind === 'tape') {
-      con.say(`   -  ${f.label}: tape drive found (tape restore not supported in this version)`);
+      con.say(`   -  ${f.label}: holds ${f.holds}, no dump of ${cfg.host}`);
     } else if (f.kind === 'unreachable') {
       con.say(`   -  ${f.label}: unreachable: ${f.error}`);
     } else if (!f.catalog.dumps.length) {
@@ -222,7 +251,19 @@ async function restore(cfg: Config, con: LineConsole, p: Picked, deps: WizardDep
     con.say();
     con.say(`Restoring ${p.chain.at(-1)!.id} onto ${p.home.device}. Do not switch the machine off.`);
     fileLog.info(`restoring ${p.chain.map((m) => m.id).join(' -> ')} from ${p.source.label} onto ${p.home.device}, confirmed by the operator`);
-    const r = await fullRestore(cfg, { target: p.source.target, chain: p.chain, log, progress: deps.progress ?? true, progressOut: out, signal: stop.signal });
+    const r = await fullRestore(cfg, {
+      target: p.source.target,
+      chain: p.chain,
+      log,
+      progress: deps.progress ?? true,
+      progressOut: out,
+      signal: stop.signal,
+      // A chain on several tapes: the next one is asked for here, while the restore waits.
+      askForMedium: (problem) =>
+        askForTape(con, problem, 'q stops the restore').catch((err: Error) => {
+          throw new Error(`no tape inserted: ${err.message}`);
+        }),
+    });
     con.say();
     con.say(`Restore complete: ${cfg.paths.home} on ${r.device} is as it was at ${when(p.chain.at(-1)!.started)}.`);
     // The engine's last log line above says what the reboot does; this is the one thing to do now.

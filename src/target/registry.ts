@@ -13,5 +13,9 @@ export async function openTarget(cfg: TargetConfig): Promise<Target> {
       const { SmbTarget } = await import('./smb.js');
       return new SmbTarget(cfg);
     }
+    case 'tape': {
+      const { TapeTarget } = await import('./tape.js');
+      return new TapeTarget(cfg);
+    }
   }
 }

@@ -13,6 +13,7 @@
 import { read as readCb, write as writeCb } from 'node:fs';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
+import type { Manifest, Medium } from '../catalog/manifest.js';
 
 export interface ObjectInfo {
   /** Path relative to the target root, '/'-separated. */
@@ -70,9 +71,78 @@ export interface Download {
   close(idle?: Promise<unknown>): Promise<void>;
 }
 
+/** Where xfsdump and xfsrestore find a device they address themselves (`-f`), and what they need for it. */
+export interface DeviceAddress {
+  /** `/dev/nst0`, or `host:/dev/nst0` for a drive on another host. */
+  path: string;
+  /** RSH and RMT, for a remote drive. */
+  env: Record<string, string>;
+}
+
+/** Something drkit must tell the operator about a run (e.g. "insert tape mon next"). */
+export interface Notes {
+  info(msg: string): void;
+  warn(msg: string): void;
+}
+
+export interface DeviceWriteRequest {
+  host: string;
+  /** The catalog as it is (complete dumps, oldest first) and the dump being made. */
+  dumps: Manifest[];
+  id: string;
+  base: Manifest | null;
+  started: Date;
+  /** Overwrite a medium the checks would refuse (`drkit backup --force`). */
+  force: boolean;
+  notes: Notes;
+  signal?: AbortSignal;
+}
+
+/** A medium checked, positioned and ready for xfsdump. */
+export interface DeviceWrite {
+  address: DeviceAddress;
+  /** What xfsdump writes as its media label (-M), and what the manifest records. */
+  mediaLabel: string;
+  medium: Medium;
+  /** xfsdump ran out of medium after `bytes`: the error that says so (and what to do). */
+  fullError(bytes: number | undefined): Error;
+}
+
+/**
+ * A target whose dumps xfsdump and xfsrestore address directly (a tape drive: xfsdump's own tape handling,
+ * media files, block size, end of media and stream terminator), instead of a stream through create/read.
+ * The manifests still go through create/read (the target keeps them in a catalog on this machine); the
+ * dumps themselves are on media the target cannot list, so the catalog trusts the manifests and a dump
+ * is proven by reading it back. Media are reused by rotation: nothing is deleted from them.
+ */
+export interface DumpDevice {
+  /** Check the medium in the drive may be overwritten (label rules) and get it ready for a new dump. */
+  prepareWrite(r: DeviceWriteRequest): Promise<DeviceWrite>;
+  /** Check the drive holds dump `m` (else a WrongMediumError) and get it ready to be read from the start. */
+  prepareRead(m: Manifest, o: { signal?: AbortSignal }): Promise<DeviceAddress>;
+  /** After a successful run: eject (when configured). */
+  release(): Promise<void>;
+  /** What the operator should put in the drive for the next backup, for status and reports. */
+  nextMedium(dumps: Manifest[], now: Date): string;
+}
+
+/** The drive holds another medium than the one a dump is on. */
+export class WrongMediumError extends Error {
+  override name = 'WrongMediumError';
+  constructor(
+    message: string,
+    /** The label of the medium wanted, to prompt for. */
+    readonly wanted: string,
+  ) {
+    super(message);
+  }
+}
+
 export interface Target {
   /** How the target is shown to people: never contains credentials. */
   readonly display: string;
+  /** Set when xfsdump/xfsrestore address the dumps directly (tape drives); see DumpDevice. */
+  readonly device?: DumpDevice;
   /** Start writing object `name` (replaced, if it exists, only at commit). */
   create(name: string, o?: TransferOptions): Promise<Upload>;
   /** Start reading object `name`. A missing object may reject here or at finish. */
