@@ -42,7 +42,7 @@ export interface GuestOptions {
   moduleParams?: Record<string, string[]>;
   /** Host directory shared writable at the same path in the guest (default: a fresh one, removed on stop). */
   exchange?: string;
-  /** Boot up to the agent's first word (default 180 s: TCG on a busy 2-core machine). */
+  /** Boot up to the agent's first word (default 300 s: TCG on a 2-core machine shared with other tests). */
   bootTimeoutMs?: number;
 }
 
@@ -105,6 +105,12 @@ export interface Guest {
   run(cmd: string[] | string, o?: RunOptions): Promise<RunResult>;
   /** Start a command and return at once (daemons, a drkit run to be killed). */
   spawn(cmd: string[] | string, o?: RunOptions): GuestProcess;
+  /**
+   * Pull the plug: SIGKILL qemu now, no shutdown, no sync in the guest (what the guest wrote to its disks
+   * before stays in the image files: qemu writes through to them). Images stay until stop(); boot a new
+   * guest on `{ image }` copies to see what a power loss left.
+   */
+  powerCut(): Promise<void>;
   /** Power off, kill qemu by PID if it does not go, remove the temp dir. Safe to call twice; never throws. */
   stop(): Promise<void>;
 }
@@ -410,7 +416,7 @@ export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Gue
     sockets.push(agentSocket);
     agent.attach(agentSocket);
 
-    const bootTimeoutMs = o.bootTimeoutMs ?? 180_000;
+    const bootTimeoutMs = o.bootTimeoutMs ?? 300_000;
     await Promise.race([
       agent.readyPromise,
       sleep(bootTimeoutMs).then(() => {
@@ -462,6 +468,10 @@ export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Gue
       bootMs,
       console: guestConsole,
       spawn: (cmd, ro = {}) => agent.spawn(cmd, ro),
+      powerCut: async () => {
+        if (child!.exitCode === null && child!.signalCode === null) process.kill(child!.pid!, 'SIGKILL');
+        await qemuExited;
+      },
       run: (cmd, ro = {}) => agent.spawn(cmd, ro).result,
       stop,
     };
