@@ -175,6 +175,15 @@ t.test('powerCut: qemu killed at once, what reached the disk stays, and a new gu
   t.equal(r.stdout, 'synced\n', 'the log replayed; the synced file is there');
 });
 
+t.test("boot: 'disk' boots the first disk through the BIOS, on the serial console, without the agent", async (t) => {
+  const guest = await startGuest(t, { boot: 'disk', disks: [{ sizeMiB: 16 }] });
+  await guest.console.waitFor(/No bootable device/, { timeoutMs: 120_000 });
+  await t.rejects(guest.run(['true']), /no agent in a guest that boots its own disk/);
+  await guest.stop();
+  t.notOk(alive(guest.pid));
+  t.notOk(existsSync(guest.dir));
+});
+
 t.test('a failing test: its teardown powers the guest off', async (t) => {
   const teardowns: (() => unknown)[] = [];
   let pid = 0;

@@ -19,6 +19,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
 import { requireTools } from './loopfs.js';
 import { REPO } from './sandbox.js';
 import type { GuestMessage, HostMessage } from '../vm/protocol.js';
@@ -44,6 +45,15 @@ export interface GuestOptions {
   exchange?: string;
   /** Boot up to the agent's first word (default 300 s: TCG on a 2-core machine shared with other tests). */
   bootTimeoutMs?: number;
+  /**
+   * 'lab' (default): the lab's kernel on the host's root, with the agent. 'disk': the machine boots its first
+   * disk through the BIOS like real hardware (a Debian installed with GRUB): no agent (run/spawn reject), drive
+   * it through `console` (SeaBIOS and a GRUB/kernel set to ttyS0 show there); the exchange dir is offered
+   * as 9p tag `exchange` for a guest that mounts it. Reboots reboot unless noReboot.
+   */
+  boot?: 'lab' | 'disk';
+  /** qemu exits when the guest reboots (default: true for 'lab', false for 'disk'). */
+  noReboot?: boolean;
 }
 
 export interface RunOptions {
@@ -254,11 +264,43 @@ function connect(sock: string): Promise<net.Socket> {
   });
 }
 
+/** qemu arguments of a lab boot: the kernel, a fresh initramfs, the agent's port and the host's root; boot.env for init.sh. */
+async function labBootArgs(g: { dir: string; exchange: string; kernelDir: string; kernel: string; agentSock: string }): Promise<string[]> {
+  const { dir, exchange, kernelDir, kernel, agentSock } = g;
+  const bootEnv: Record<string, string> = {
+    LAB_EXCHANGE: exchange,
+    LAB_KVER: kernel,
+    LAB_MODULES: path.join(kernelDir, 'root/usr/lib/modules', kernel),
+    LAB_BUSYBOX: BUSYBOX,
+    LAB_STAGE2: path.join(VM_DIR, 'stage2.sh'),
+    LAB_NODE: process.execPath,
+    LAB_AGENT: AGENT,
+    LAB_AGENT_PORT: PORT_NAME,
+  };
+  await writeFile(
+    path.join(exchange, '.lab/boot.env'),
+    Object.entries(bootEnv)
+      .map(([k, v]) => `${k}=${shellQuote(v)}\n`)
+      .join(''),
+  );
+  return [
+    '-kernel', path.join(kernelDir, 'vmlinuz'),
+    '-initrd', await buildInitrd(dir, kernelDir),
+    '-append', 'console=ttyS0 quiet loglevel=3 panic=-1',
+    '-device', 'virtio-serial-pci',
+    '-chardev', `socket,id=agent,path=${agentSock},server=on,wait=on`,
+    '-device', `virtserialport,chardev=agent,name=${PORT_NAME}`,
+    '-fsdev', 'local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap',
+    '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
+  ];
+}
+
 export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Guest> {
   requireLabTools();
   sweepStaleGuests();
-  const kernelDir = ensureKernel();
-  const kernel = path.basename(kernelDir).replace(/^kernel-/, '');
+  const lab = (o.boot ?? 'lab') === 'lab';
+  const kernelDir = lab ? ensureKernel() : '';
+  const kernel = lab ? path.basename(kernelDir).replace(/^kernel-/, '') : '';
 
   const dir = await mkdtemp(path.join(os.tmpdir(), DIR_PREFIX));
   writeFileSync(path.join(dir, 'owner.json'), JSON.stringify({ pid: process.pid, start: startTime(process.pid) }));
@@ -337,44 +379,24 @@ export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Gue
       driveArgs.push('-device', `virtio-blk-pci,drive=disk${i},serial=drkit-disk${i}`);
     });
 
-    const bootEnv: Record<string, string> = {
-      LAB_EXCHANGE: exchange,
-      LAB_KVER: kernel,
-      LAB_MODULES: path.join(kernelDir, 'root/usr/lib/modules', kernel),
-      LAB_BUSYBOX: BUSYBOX,
-      LAB_STAGE2: path.join(VM_DIR, 'stage2.sh'),
-      LAB_NODE: process.execPath,
-      LAB_AGENT: AGENT,
-      LAB_AGENT_PORT: PORT_NAME,
-    };
-    await writeFile(
-      path.join(exchange, '.lab/boot.env'),
-      Object.entries(bootEnv)
-        .map(([k, v]) => `${k}=${shellQuote(v)}\n`)
-        .join(''),
-    );
-    const initrd = await buildInitrd(dir, kernelDir);
-
     const consoleSock = path.join(dir, 'console.sock');
     const agentSock = path.join(dir, 'agent.sock');
+    const bootArgs = lab
+      ? await labBootArgs({ dir, exchange, kernelDir, kernel, agentSock })
+      : ['-boot', 'c', '-machine', 'graphics=off']; // graphics=off: SeaBIOS (and text it shows) on ttyS0
     const args = [
       '--pdeathsig', 'KILL', '--',
       'qemu-system-x86_64',
       '-name', `drkit-lab,process=drkit-lab:${dir}`,
       '-accel', 'tcg', '-cpu', 'max', '-m', String(o.memMiB ?? 1024), '-smp', String(o.cpus ?? 2),
-      '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+      '-nodefaults', '-no-user-config', '-display', 'none',
+      ...((o.noReboot ?? lab) ? ['-no-reboot'] : []),
       '-pidfile', path.join(dir, 'qemu.pid'),
-      '-kernel', path.join(kernelDir, 'vmlinuz'),
-      '-initrd', initrd,
-      '-append', 'console=ttyS0 quiet loglevel=3 panic=-1',
       // wait=on: qemu starts the machine only once we are connected, so no console output is lost.
+      // The console's chardev comes first: qemu waits on the sockets in command-line order.
       '-chardev', `socket,id=con0,path=${consoleSock},server=on,wait=on`,
       '-serial', 'chardev:con0',
-      '-device', 'virtio-serial-pci',
-      '-chardev', `socket,id=agent,path=${agentSock},server=on,wait=on`,
-      '-device', `virtserialport,chardev=agent,name=${PORT_NAME}`,
-      '-fsdev', 'local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap',
-      '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
+      ...bootArgs,
       '-fsdev', `local,id=exchange,path=${exchange},security_model=none,multidevs=remap`,
       '-device', 'virtio-9p-pci,fsdev=exchange,mount_tag=exchange',
       '-nic', 'none',
@@ -399,26 +421,30 @@ export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Gue
       qemuGone();
     });
 
-    // Console first (qemu creates and waits on the sockets in command-line order).
     await waitForFile(consoleSock, child, 30_000);
     const con = await connect(consoleSock);
     sockets.push(con);
     const consoleLog = path.join(dir, 'console.log');
     const waiters = new Set<() => void>();
+    const decoder = new StringDecoder('utf8'); // a character split across reads stays whole
     con.on('data', (b: Buffer) => {
-      consoleText += b.toString('latin1');
+      consoleText += decoder.write(b);
       appendFile(consoleLog, b).catch(() => {});
       for (const w of waiters) w();
     });
     con.on('error', () => {});
-    await waitForFile(agentSock, child, 30_000);
-    const agentSocket = await connect(agentSock);
-    sockets.push(agentSocket);
-    agent.attach(agentSocket);
+    if (lab) {
+      await waitForFile(agentSock, child, 30_000);
+      const agentSocket = await connect(agentSock);
+      sockets.push(agentSocket);
+      agent.attach(agentSocket);
+    } else {
+      agent.failAll(new Error("no agent in a guest that boots its own disk (boot: 'disk'): drive it through guest.console"));
+    }
 
     const bootTimeoutMs = o.bootTimeoutMs ?? 300_000;
     await Promise.race([
-      agent.readyPromise,
+      lab ? agent.readyPromise : Promise.resolve(),
       sleep(bootTimeoutMs).then(() => {
         throw new Error(`the guest did not boot within ${bootTimeoutMs} ms; console:\n${tail(consoleText, 3000)}`);
       }),

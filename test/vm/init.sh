@@ -11,12 +11,16 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 
+# Progress on the console with the guest's uptime (console.log in the guest's dir: where a slow boot goes).
+step() { echo "drkit-lab: $* at $(cut -d' ' -f1 /proc/uptime) s" >/dev/console; }
 fail() {
   echo "drkit-lab: init failed: $*" >/dev/console
   poweroff -f
 }
 
+step init
 for m in $(cat /modules.order); do insmod "/modules/$m" || fail "insmod $m"; done
+step modules loaded
 
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=none exchange /ex || fail "mount of the exchange share"
 . /ex/.lab/boot.env || fail "no /ex/.lab/boot.env"
@@ -25,6 +29,7 @@ mount -t 9p -o "trans=virtio,version=9p2000.L,msize=512000,ro,cache=${LAB_ROOT_C
 mount -t tmpfs -o mode=0755 upper /upper || fail "tmpfs"
 mkdir -p /upper/data /upper/work
 mount -t overlay -o lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work overlay /newroot || fail "overlay mount"
+step root mounted
 
 R=/newroot
 # A fresh /dev, /proc, /sys and /run, not the host's (they are the host's runtime state). /tmp stays the
