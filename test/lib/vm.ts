@@ -223,12 +223,13 @@ function shellQuote(s: string): string {
 }
 
 /** The initramfs: busybox, /init, the modules to reach the host's root. Built per guest (a fraction of a second). */
-async function buildInitrd(dir: string, kernelDir: string): Promise<string> {
+async function buildInitrd(dir: string, kernelDir: string, bootEnv: string): Promise<string> {
   const tree = path.join(dir, 'initrd');
   mkdirSync(path.join(tree, 'bin'), { recursive: true });
   await cp(BUSYBOX, path.join(tree, 'bin/busybox'));
   await cp(path.join(VM_DIR, 'init.sh'), path.join(tree, 'init'));
   await chmod(path.join(tree, 'init'), 0o755);
+  await writeFile(path.join(tree, 'boot.env'), bootEnv);
   await cp(path.join(kernelDir, 'initrd-modules'), path.join(tree, 'modules'), { recursive: true });
   await cp(path.join(kernelDir, 'initrd-modules/modules.order'), path.join(tree, 'modules.order'));
   const list = spawnSync('find', ['.'], { cwd: tree, encoding: 'utf8' }).stdout;
@@ -240,6 +241,7 @@ async function buildInitrd(dir: string, kernelDir: string): Promise<string> {
   } finally {
     closeSync(out);
   }
+  await rm(tree, { recursive: true, force: true });
   return image;
 }
 
@@ -277,15 +279,12 @@ async function labBootArgs(g: { dir: string; exchange: string; kernelDir: string
     LAB_AGENT: AGENT,
     LAB_AGENT_PORT: PORT_NAME,
   };
-  await writeFile(
-    path.join(exchange, '.lab/boot.env'),
-    Object.entries(bootEnv)
-      .map(([k, v]) => `${k}=${shellQuote(v)}\n`)
-      .join(''),
-  );
+  const env = Object.entries(bootEnv)
+    .map(([k, v]) => `${k}=${shellQuote(v)}\n`)
+    .join('');
   return [
     '-kernel', path.join(kernelDir, 'vmlinuz'),
-    '-initrd', await buildInitrd(dir, kernelDir),
+    '-initrd', await buildInitrd(dir, kernelDir, env),
     '-append', 'console=ttyS0 quiet loglevel=3 panic=-1',
     '-device', 'virtio-serial-pci',
     '-chardev', `socket,id=agent,path=${agentSock},server=on,wait=on`,
@@ -306,7 +305,7 @@ export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Gue
   writeFileSync(path.join(dir, 'owner.json'), JSON.stringify({ pid: process.pid, start: startTime(process.pid) }));
   const ownExchange = o.exchange === undefined;
   const exchange = o.exchange ?? path.join(dir, 'ex');
-  mkdirSync(path.join(exchange, '.lab'), { recursive: true });
+  mkdirSync(exchange, { recursive: true });
 
   let child: ChildProcess | undefined;
   let stopped: Promise<void> | undefined;

@@ -1,7 +1,7 @@
 # Second stage of the guest lab's boot, run by the initramfs' switch_root as PID 1 in the new root (the
 # host's root, read-only, under a tmpfs overlay). It adapts the few files a guest without udev and systemd
 # needs, then hands PID 1 to busybox init, which starts the agent and reaps orphaned processes.
-# Variables: /lab/boot.env on the exchange share (see test/lib/vm.ts).
+# Variables: the file named by $1 (init.sh's /boot.env, see test/lib/vm.ts).
 set -u
 . "$1"
 BB=$LAB_BUSYBOX
