@@ -245,25 +245,30 @@ async function buildInitrd(dir: string, kernelDir: string, bootEnv: string): Pro
   return image;
 }
 
-function waitForFile(file: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+/**
+ * Connect to one of qemu's server sockets once it listens (the file appears at bind(), a moment before
+ * listen(): ECONNREFUSED or ENOENT until then).
+ */
+async function connectWhenListening(sock: string, child: ChildProcess, timeoutMs: number): Promise<net.Socket> {
   const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const poll = () => {
-      if (existsSync(file)) resolve();
-      else if (child.exitCode !== null || child.signalCode !== null) reject(new Error(`qemu exited before creating ${file}`));
-      else if (Date.now() > deadline) reject(new Error(`qemu did not create ${file} within ${timeoutMs} ms`));
-      else setTimeout(poll, 20);
-    };
-    poll();
-  });
-}
-
-function connect(sock: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(sock);
-    s.once('connect', () => resolve(s));
-    s.once('error', reject);
-  });
+  for (;;) {
+    try {
+      return await new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect(sock);
+        s.once('connect', () => {
+          s.removeListener('error', reject);
+          resolve(s);
+        });
+        s.once('error', reject);
+      });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ECONNREFUSED' && code !== 'ENOENT') throw err;
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`qemu exited before it listened on ${sock}`);
+      if (Date.now() > deadline) throw new Error(`qemu did not listen on ${sock} within ${timeoutMs} ms`);
+      await sleep(20);
+    }
+  }
 }
 
 /** qemu arguments of a lab boot: the kernel, a fresh initramfs, the agent's port and the host's root; boot.env for init.sh. */
@@ -420,8 +425,7 @@ export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Gue
       qemuGone();
     });
 
-    await waitForFile(consoleSock, child, 30_000);
-    const con = await connect(consoleSock);
+    const con = await connectWhenListening(consoleSock, child, 60_000);
     sockets.push(con);
     const consoleLog = path.join(dir, 'console.log');
     const waiters = new Set<() => void>();
@@ -433,8 +437,7 @@ export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Gue
     });
     con.on('error', () => {});
     if (lab) {
-      await waitForFile(agentSock, child, 30_000);
-      const agentSocket = await connect(agentSock);
+      const agentSocket = await connectWhenListening(agentSock, child, 60_000);
       sockets.push(agentSocket);
       agent.attach(agentSocket);
     } else {
