@@ -13,7 +13,7 @@
 // with tap's teardown so a failing test cleans up too. If the test process itself dies (kill -9), qemu
 // dies with it (setpriv --pdeathsig), and the next startGuest sweeps temp dirs whose owner is gone.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { appendFile, chmod, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -369,9 +369,8 @@ export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Gue
       let opts = 'format=raw,cache=writeback';
       if ('sizeMiB' in d) {
         image = path.join(dir, `disk${i}.img`);
-        const fd = openSync(image, 'w');
-        closeSync(fd);
-        spawnSync('truncate', ['-s', `${d.sizeMiB}M`, image]);
+        writeFileSync(image, '');
+        truncateSync(image, d.sizeMiB * 1024 * 1024); // sparse
       } else {
         image = path.resolve(d.image);
         if (!existsSync(image)) throw new Error(`disk image ${image} does not exist`);
@@ -401,7 +400,7 @@ export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Gue
       '-chardev', `socket,id=con0,path=${consoleSock},server=on,wait=on`,
       '-serial', 'chardev:con0',
       ...bootArgs,
-      '-fsdev', `local,id=exchange,path=${exchange},security_model=none,multidevs=remap`,
+      '-fsdev', `local,id=exchange,path=${exchange.replace(/,/g, ',,')},security_model=none,multidevs=remap`,
       '-device', 'virtio-9p-pci,fsdev=exchange,mount_tag=exchange',
       '-nic', 'none',
       ...driveArgs,
