@@ -352,6 +352,11 @@ export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Gue
       for (const s of sockets) s.destroy();
       agent.failAll(new Error('guest stopped'));
       process.removeListener('exit', onExit);
+      if (process.env.DRKIT_VM_KEEP) {
+        // Debugging: keep console.log, qemu.log and the disks (the next guest started after this process ends sweeps them).
+        process.stderr.write(`guest lab: DRKIT_VM_KEEP set, ${dir} kept\n`);
+        return;
+      }
       await rm(dir, { recursive: true, force: true });
       if (ownExchange) await rm(exchange, { recursive: true, force: true });
     })().catch(() => {});
