@@ -3,7 +3,8 @@
 // (stop, a command that hangs, a test process that throws or is killed -9), no qemu and no temp dir stay.
 import t from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import os from 'node:os';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startGuest, sweepStaleGuests } from './lib/vm.js';
@@ -181,6 +182,13 @@ t.test('powerCut: qemu killed at once, what reached the disk stays, and a new gu
   const second = await startGuest(t, { disks: [{ image }], modules: ['xfs'] });
   const r = await second.run('mkdir -p /mnt/d && mount /dev/vda /mnt/d && cat /mnt/d/a', { check: true });
   t.equal(r.stdout, 'synced\n', 'the log replayed; the synced file is there');
+});
+
+t.test('a kernel that dies while booting: startGuest fails with the console, after one more try, and leaves nothing', async (t) => {
+  const before = new Set(readdirSync(os.tmpdir()).filter((n) => n.startsWith('drkit-vm-')));
+  await t.rejects(startGuest(t, { kernelArgs: ['rdinit=/nonexistent'] }), /qemu exited during boot[^]*Kernel panic/);
+  const left = readdirSync(os.tmpdir()).filter((n) => n.startsWith('drkit-vm-') && !before.has(n));
+  t.same(left, [], 'no temp dir left');
 });
 
 t.test("boot: 'disk' boots the first disk through the BIOS, on the serial console, without the agent", async (t) => {
