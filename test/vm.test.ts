@@ -2,8 +2,9 @@
 // snapshots, XFS, xfsdump, the scsi_debug tape and the host's node/dist inside; and whatever happens
 // (stop, a command that hangs, a test process that throws or is killed -9), no qemu and no temp dir stay.
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import os from 'node:os';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startGuest, sweepStaleGuests } from './lib/vm.js';
@@ -26,12 +27,24 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
 }
 
 t.test('LVM snapshot, XFS, xfsdump, tape, host node and dist in one guest; stop leaves nothing', async (t) => {
+  // An XFS image made on the host (no loop device: mkfs.xfs writes the file), attached as the third disk.
+  const tmp = await tmpDir('drkit-vmimg-');
+  t.teardown(tmp.cleanup);
+  const hostImage = path.join(tmp.dir, 'host-xfs.img');
+  execFileSync('truncate', ['-s', '320M', hostImage]);
+  execFileSync('mkfs.xfs', ['-q', '-L', 'fromhost', hostImage]);
+
   const guest = await startGuest(t, {
-    disks: [{ sizeMiB: 700 }, { sizeMiB: 320 }],
+    disks: [{ sizeMiB: 700 }, { sizeMiB: 320 }, { image: hostImage }],
     modules: ['dm-snapshot', 'xfs'],
   });
-  t.comment(`kernel ${guest.kernel}, booted in ${guest.bootMs} ms`);
-  t.equal(guest.disks.map((d) => d.device).join(' '), '/dev/vda /dev/vdb');
+  t.comment(`kernel ${guest.kernel}, booted in ${guest.bootMs} ms; ${/stage2 up at [\d.]+ s/.exec(guest.console.output())?.[0]}`);
+  t.equal(guest.disks.map((d) => d.device).join(' '), '/dev/vda /dev/vdb /dev/vdc');
+  const img = await guest.run(
+    'mkdir -p /mnt/img && mount /dev/vdc /mnt/img && echo hi > /mnt/img/from-guest && umount /mnt/img && blkid -o value -s LABEL /dev/vdc',
+    { check: true },
+  );
+  t.equal(img.stdout, 'fromhost\n', "the host's image is the guest's /dev/vdc");
 
   // LVM: the origin LV with XFS and files, a snapshot, writes to the origin after it.
   const lvm = await guest.run(
@@ -128,39 +141,63 @@ t.test('LVM snapshot, XFS, xfsdump, tape, host node and dist in one guest; stop 
   t.match(guest.console.output(), /drkit-lab: stage2 up/);
 
   await guest.stop();
+  t.match(execFileSync('xfs_db', ['-r', '-c', 'ls /', hostImage], { encoding: 'utf8' }), /from-guest/, "the guest's write is in the host's image");
   t.notOk(alive(guest.pid), 'qemu is gone after stop()');
   t.notOk(existsSync(guest.dir), 'the temp dir is gone after stop()');
   t.notOk(existsSync(guest.exchange), 'the exchange dir is gone after stop()');
 });
 
-t.test('a command that outlives its timeout is killed, and the guest still answers', async (t) => {
-  const guest = await startGuest(t, {});
+t.test('a command that outlives its timeout is killed, the guest still answers, and a failing test tears it down', async (t) => {
+  // Our own teardown list, run as tap runs a failing test's: after the error, last in first out.
+  const teardowns: (() => unknown)[] = [];
+  const guest = await startGuest({ teardown: (fn) => teardowns.push(fn) }, {});
+  t.teardown(guest.stop); // in case an assertion below throws
   const started = Date.now();
   await t.rejects(guest.run(['sleep', '600'], { timeoutMs: 3000 }), /timed out after 3000 ms/);
   t.ok(Date.now() - started < 30_000, 'the timeout ended the wait');
   t.equal((await guest.run(['pgrep', '-x', 'sleep'])).code, 1, 'the command was killed in the guest');
-  t.equal((await guest.run(['true'])).code, 0);
-  await guest.stop();
-  t.notOk(alive(guest.pid));
+  t.equal((await guest.run(['true'])).code, 0, 'the guest still answers');
+  const failing = async () => {
+    await guest.run(['sleep', '600'], { timeoutMs: 1000 });
+  };
+  await t.rejects(failing(), /timed out/, 'the test fails');
+  for (const fn of teardowns.reverse()) await fn();
+  t.notOk(alive(guest.pid), 'its teardown killed qemu');
+  t.notOk(existsSync(guest.dir), 'and removed the temp dir');
 });
 
-t.test('a failing test: its teardown powers the guest off', async (t) => {
-  const teardowns: (() => unknown)[] = [];
-  let pid = 0;
-  let dir = '';
-  // What tap does with a test that throws: the error propagates, then the teardowns run.
-  await t.rejects(
-    (async () => {
-      const guest = await startGuest({ teardown: (fn) => teardowns.push(fn) }, {});
-      pid = guest.pid;
-      dir = guest.dir;
-      await guest.run(['sleep', '600'], { timeoutMs: 1000 });
-    })(),
-    /timed out/,
-  );
-  for (const fn of teardowns.reverse()) await fn();
-  t.notOk(alive(pid), 'qemu is gone');
-  t.notOk(existsSync(dir), 'temp dir is gone');
+t.test('powerCut: qemu killed at once, what reached the disk stays, and a new guest boots on it', async (t) => {
+  const tmp = await tmpDir('drkit-vmcut-');
+  t.teardown(tmp.cleanup);
+  const image = path.join(tmp.dir, 'disk.img');
+  execFileSync('truncate', ['-s', '320M', image]);
+  execFileSync('mkfs.xfs', ['-q', image]);
+  const first = await startGuest(t, { disks: [{ image }], modules: ['xfs'] });
+  await first.run('mkdir -p /mnt/d && mount /dev/vda /mnt/d && echo synced > /mnt/d/a && sync', { check: true });
+  await first.powerCut();
+  t.notOk(alive(first.pid), 'qemu is gone');
+  t.ok(existsSync(first.dir), 'the temp dir stays until stop()');
+  await first.stop();
+  t.notOk(existsSync(first.dir));
+  const second = await startGuest(t, { disks: [{ image }], modules: ['xfs'] });
+  const r = await second.run('mkdir -p /mnt/d && mount /dev/vda /mnt/d && cat /mnt/d/a', { check: true });
+  t.equal(r.stdout, 'synced\n', 'the log replayed; the synced file is there');
+});
+
+t.test('a kernel that dies while booting: startGuest fails with the console, after one more try, and leaves nothing', async (t) => {
+  const before = new Set(readdirSync(os.tmpdir()).filter((n) => n.startsWith('drkit-vm-')));
+  await t.rejects(startGuest(t, { kernelArgs: ['rdinit=/nonexistent'] }), /qemu exited during boot[^]*Kernel panic/);
+  const left = readdirSync(os.tmpdir()).filter((n) => n.startsWith('drkit-vm-') && !before.has(n));
+  t.same(left, [], 'no temp dir left');
+});
+
+t.test("boot: 'disk' boots the first disk through the BIOS, on the serial console, without the agent", async (t) => {
+  const guest = await startGuest(t, { boot: 'disk', disks: [{ sizeMiB: 16 }] });
+  await guest.console.waitFor(/No bootable device/, { timeoutMs: 120_000 });
+  await t.rejects(guest.run(['true']), /no agent in a guest that boots its own disk/);
+  await guest.stop();
+  t.notOk(alive(guest.pid));
+  t.notOk(existsSync(guest.dir));
 });
 
 for (const mode of ['throw', 'hang'] as const) {

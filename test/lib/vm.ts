@@ -13,12 +13,13 @@
 // with tap's teardown so a failing test cleans up too. If the test process itself dies (kill -9), qemu
 // dies with it (setpriv --pdeathsig), and the next startGuest sweeps temp dirs whose owner is gone.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { appendFile, chmod, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
 import { requireTools } from './loopfs.js';
 import { REPO } from './sandbox.js';
 import type { GuestMessage, HostMessage } from '../vm/protocol.js';
@@ -42,8 +43,19 @@ export interface GuestOptions {
   moduleParams?: Record<string, string[]>;
   /** Host directory shared writable at the same path in the guest (default: a fresh one, removed on stop). */
   exchange?: string;
-  /** Boot up to the agent's first word (default 180 s: TCG on a busy 2-core machine). */
+  /** Boot up to the agent's first word (default 300 s: TCG on a 2-core machine shared with other tests). */
   bootTimeoutMs?: number;
+  /**
+   * 'lab' (default): the lab's kernel on the host's root, with the agent. 'disk': the machine boots its first
+   * disk through the BIOS like real hardware (a Debian installed with GRUB): no agent (run/spawn reject), drive
+   * it through `console` (SeaBIOS and a GRUB/kernel set to ttyS0 show there); the exchange dir is offered
+   * as 9p tag `exchange` for a guest that mounts it. Reboots reboot unless noReboot.
+   */
+  boot?: 'lab' | 'disk';
+  /** qemu exits when the guest reboots (default: true for 'lab', false for 'disk'). */
+  noReboot?: boolean;
+  /** More kernel command line for a 'lab' boot (e.g. 'loglevel=7' to see the kernel's messages on the console). */
+  kernelArgs?: string[];
 }
 
 export interface RunOptions {
@@ -105,6 +117,12 @@ export interface Guest {
   run(cmd: string[] | string, o?: RunOptions): Promise<RunResult>;
   /** Start a command and return at once (daemons, a drkit run to be killed). */
   spawn(cmd: string[] | string, o?: RunOptions): GuestProcess;
+  /**
+   * Pull the plug: SIGKILL qemu now, no shutdown, no sync in the guest (what the guest wrote to its disks
+   * before stays in the image files: qemu writes through to them). Images stay until stop(); boot a new
+   * guest on `{ image }` copies to see what a power loss left.
+   */
+  powerCut(): Promise<void>;
   /** Power off, kill qemu by PID if it does not go, remove the temp dir. Safe to call twice; never throws. */
   stop(): Promise<void>;
 }
@@ -207,12 +225,13 @@ function shellQuote(s: string): string {
 }
 
 /** The initramfs: busybox, /init, the modules to reach the host's root. Built per guest (a fraction of a second). */
-async function buildInitrd(dir: string, kernelDir: string): Promise<string> {
+async function buildInitrd(dir: string, kernelDir: string, bootEnv: string): Promise<string> {
   const tree = path.join(dir, 'initrd');
   mkdirSync(path.join(tree, 'bin'), { recursive: true });
   await cp(BUSYBOX, path.join(tree, 'bin/busybox'));
   await cp(path.join(VM_DIR, 'init.sh'), path.join(tree, 'init'));
   await chmod(path.join(tree, 'init'), 0o755);
+  await writeFile(path.join(tree, 'boot.env'), bootEnv);
   await cp(path.join(kernelDir, 'initrd-modules'), path.join(tree, 'modules'), { recursive: true });
   await cp(path.join(kernelDir, 'initrd-modules/modules.order'), path.join(tree, 'modules.order'));
   const list = spawnSync('find', ['.'], { cwd: tree, encoding: 'utf8' }).stdout;
@@ -224,41 +243,97 @@ async function buildInitrd(dir: string, kernelDir: string): Promise<string> {
   } finally {
     closeSync(out);
   }
+  await rm(tree, { recursive: true, force: true });
   return image;
 }
 
-function waitForFile(file: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+/**
+ * Connect to one of qemu's server sockets once it listens (the file appears at bind(), a moment before
+ * listen(): ECONNREFUSED or ENOENT until then).
+ */
+async function connectWhenListening(sock: string, child: ChildProcess, timeoutMs: number): Promise<net.Socket> {
   const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const poll = () => {
-      if (existsSync(file)) resolve();
-      else if (child.exitCode !== null || child.signalCode !== null) reject(new Error(`qemu exited before creating ${file}`));
-      else if (Date.now() > deadline) reject(new Error(`qemu did not create ${file} within ${timeoutMs} ms`));
-      else setTimeout(poll, 20);
-    };
-    poll();
-  });
+  for (;;) {
+    try {
+      return await new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect(sock);
+        s.once('connect', () => {
+          s.removeListener('error', reject);
+          resolve(s);
+        });
+        s.once('error', reject);
+      });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ECONNREFUSED' && code !== 'ENOENT') throw err;
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`qemu exited before it listened on ${sock}`);
+      if (Date.now() > deadline) throw new Error(`qemu did not listen on ${sock} within ${timeoutMs} ms`);
+      await sleep(20);
+    }
+  }
 }
 
-function connect(sock: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(sock);
-    s.once('connect', () => resolve(s));
-    s.once('error', reject);
-  });
+/** qemu arguments of a lab boot: the kernel, a fresh initramfs, the agent's port and the host's root; boot.env for init.sh. */
+async function labBootArgs(g: {
+  dir: string;
+  exchange: string;
+  kernelDir: string;
+  kernel: string;
+  agentSock: string;
+  kernelArgs: string[];
+}): Promise<string[]> {
+  const { dir, exchange, kernelDir, kernel, agentSock } = g;
+  const bootEnv: Record<string, string> = {
+    LAB_EXCHANGE: exchange,
+    LAB_KVER: kernel,
+    LAB_MODULES: path.join(kernelDir, 'root/usr/lib/modules', kernel),
+    LAB_BUSYBOX: BUSYBOX,
+    LAB_STAGE2: path.join(VM_DIR, 'stage2.sh'),
+    LAB_NODE: process.execPath,
+    LAB_AGENT: AGENT,
+    LAB_AGENT_PORT: PORT_NAME,
+  };
+  const env = Object.entries(bootEnv)
+    .map(([k, v]) => `${k}=${shellQuote(v)}\n`)
+    .join('');
+  return [
+    '-kernel', path.join(kernelDir, 'vmlinuz'),
+    '-initrd', await buildInitrd(dir, kernelDir, env),
+    '-append', ['console=ttyS0 quiet loglevel=3 panic=-1', ...g.kernelArgs].join(' '),
+    '-device', 'virtio-serial-pci',
+    '-chardev', `socket,id=agent,path=${agentSock},server=on,wait=on`,
+    '-device', `virtserialport,chardev=agent,name=${PORT_NAME}`,
+    '-fsdev', 'local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap',
+    '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
+  ];
 }
 
+/** The guest's kernel crashed before init.sh mounted anything (seen once in ~40 boots: an oops under TCG). */
+class EarlyCrash extends Error {}
+
+/** Start a guest (see GuestOptions); stop() is registered with `t.teardown`. */
 export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Guest> {
+  try {
+    return await startOnce(t, o);
+  } catch (err) {
+    if (!(err instanceof EarlyCrash)) throw err;
+    process.stderr.write(`guest lab: the guest's kernel crashed while booting; booting once more. ${err.message.slice(0, 2000)}\n`);
+    return await startOnce(t, o);
+  }
+}
+
+async function startOnce(t: Teardown, o: GuestOptions): Promise<Guest> {
   requireLabTools();
   sweepStaleGuests();
-  const kernelDir = ensureKernel();
-  const kernel = path.basename(kernelDir).replace(/^kernel-/, '');
+  const lab = (o.boot ?? 'lab') === 'lab';
+  const kernelDir = lab ? ensureKernel() : '';
+  const kernel = lab ? path.basename(kernelDir).replace(/^kernel-/, '') : '';
 
   const dir = await mkdtemp(path.join(os.tmpdir(), DIR_PREFIX));
   writeFileSync(path.join(dir, 'owner.json'), JSON.stringify({ pid: process.pid, start: startTime(process.pid) }));
   const ownExchange = o.exchange === undefined;
   const exchange = o.exchange ?? path.join(dir, 'ex');
-  mkdirSync(path.join(exchange, '.lab'), { recursive: true });
+  mkdirSync(exchange, { recursive: true });
 
   let child: ChildProcess | undefined;
   let stopped: Promise<void> | undefined;
@@ -300,6 +375,11 @@ export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Gue
       for (const s of sockets) s.destroy();
       agent.failAll(new Error('guest stopped'));
       process.removeListener('exit', onExit);
+      if (process.env.DRKIT_VM_KEEP) {
+        // Debugging: keep console.log, qemu.log and the disks (the next guest started after this process ends sweeps them).
+        process.stderr.write(`guest lab: DRKIT_VM_KEEP set, ${dir} kept\n`);
+        return;
+      }
       await rm(dir, { recursive: true, force: true });
       if (ownExchange) await rm(exchange, { recursive: true, force: true });
     })().catch(() => {});
@@ -317,9 +397,8 @@ export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Gue
       let opts = 'format=raw,cache=writeback';
       if ('sizeMiB' in d) {
         image = path.join(dir, `disk${i}.img`);
-        const fd = openSync(image, 'w');
-        closeSync(fd);
-        spawnSync('truncate', ['-s', `${d.sizeMiB}M`, image]);
+        writeFileSync(image, '');
+        truncateSync(image, d.sizeMiB * 1024 * 1024); // sparse
       } else {
         image = path.resolve(d.image);
         if (!existsSync(image)) throw new Error(`disk image ${image} does not exist`);
@@ -331,45 +410,25 @@ export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Gue
       driveArgs.push('-device', `virtio-blk-pci,drive=disk${i},serial=drkit-disk${i}`);
     });
 
-    const bootEnv: Record<string, string> = {
-      LAB_EXCHANGE: exchange,
-      LAB_KVER: kernel,
-      LAB_MODULES: path.join(kernelDir, 'root/usr/lib/modules', kernel),
-      LAB_BUSYBOX: BUSYBOX,
-      LAB_STAGE2: path.join(VM_DIR, 'stage2.sh'),
-      LAB_NODE: process.execPath,
-      LAB_AGENT: AGENT,
-      LAB_AGENT_PORT: PORT_NAME,
-    };
-    await writeFile(
-      path.join(exchange, '.lab/boot.env'),
-      Object.entries(bootEnv)
-        .map(([k, v]) => `${k}=${shellQuote(v)}\n`)
-        .join(''),
-    );
-    const initrd = await buildInitrd(dir, kernelDir);
-
     const consoleSock = path.join(dir, 'console.sock');
     const agentSock = path.join(dir, 'agent.sock');
+    const bootArgs = lab
+      ? await labBootArgs({ dir, exchange, kernelDir, kernel, agentSock, kernelArgs: o.kernelArgs ?? [] })
+      : ['-boot', 'c', '-machine', 'graphics=off']; // graphics=off: SeaBIOS (and text it shows) on ttyS0
     const args = [
       '--pdeathsig', 'KILL', '--',
       'qemu-system-x86_64',
       '-name', `drkit-lab,process=drkit-lab:${dir}`,
       '-accel', 'tcg', '-cpu', 'max', '-m', String(o.memMiB ?? 1024), '-smp', String(o.cpus ?? 2),
-      '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+      '-nodefaults', '-no-user-config', '-display', 'none',
+      ...((o.noReboot ?? lab) ? ['-no-reboot'] : []),
       '-pidfile', path.join(dir, 'qemu.pid'),
-      '-kernel', path.join(kernelDir, 'vmlinuz'),
-      '-initrd', initrd,
-      '-append', 'console=ttyS0 quiet loglevel=3 panic=-1',
       // wait=on: qemu starts the machine only once we are connected, so no console output is lost.
+      // The console's chardev comes first: qemu waits on the sockets in command-line order.
       '-chardev', `socket,id=con0,path=${consoleSock},server=on,wait=on`,
       '-serial', 'chardev:con0',
-      '-device', 'virtio-serial-pci',
-      '-chardev', `socket,id=agent,path=${agentSock},server=on,wait=on`,
-      '-device', `virtserialport,chardev=agent,name=${PORT_NAME}`,
-      '-fsdev', 'local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap',
-      '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
-      '-fsdev', `local,id=exchange,path=${exchange},security_model=none,multidevs=remap`,
+      ...bootArgs,
+      '-fsdev', `local,id=exchange,path=${exchange.replace(/,/g, ',,')},security_model=none,multidevs=remap`,
       '-device', 'virtio-9p-pci,fsdev=exchange,mount_tag=exchange',
       '-nic', 'none',
       ...driveArgs,
@@ -393,31 +452,36 @@ export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Gue
       qemuGone();
     });
 
-    // Console first (qemu creates and waits on the sockets in command-line order).
-    await waitForFile(consoleSock, child, 30_000);
-    const con = await connect(consoleSock);
+    const con = await connectWhenListening(consoleSock, child, 60_000);
     sockets.push(con);
     const consoleLog = path.join(dir, 'console.log');
     const waiters = new Set<() => void>();
+    const decoder = new StringDecoder('utf8'); // a character split across reads stays whole
     con.on('data', (b: Buffer) => {
-      consoleText += b.toString('latin1');
+      consoleText += decoder.write(b);
       appendFile(consoleLog, b).catch(() => {});
       for (const w of waiters) w();
     });
     con.on('error', () => {});
-    await waitForFile(agentSock, child, 30_000);
-    const agentSocket = await connect(agentSock);
-    sockets.push(agentSocket);
-    agent.attach(agentSocket);
+    if (lab) {
+      const agentSocket = await connectWhenListening(agentSock, child, 60_000);
+      sockets.push(agentSocket);
+      agent.attach(agentSocket);
+    } else {
+      agent.failAll(new Error("no agent in a guest that boots its own disk (boot: 'disk'): drive it through guest.console"));
+    }
 
-    const bootTimeoutMs = o.bootTimeoutMs ?? 180_000;
+    const bootTimeoutMs = o.bootTimeoutMs ?? 300_000;
     await Promise.race([
-      agent.readyPromise,
+      lab ? agent.readyPromise : Promise.resolve(),
       sleep(bootTimeoutMs).then(() => {
         throw new Error(`the guest did not boot within ${bootTimeoutMs} ms; console:\n${tail(consoleText, 3000)}`);
       }),
       qemuExited.then(() => {
-        throw new Error(`qemu exited during boot: ${qemuLog.trim()}\nconsole:\n${tail(consoleText, 3000)}`);
+        const message = `qemu exited during boot: ${qemuLog.trim()}\nconsole:\n${tail(consoleText, 3000)}`;
+        // A kernel that dies before init.sh got anywhere touched nothing (no disk written): worth one more try.
+        const early = lab && /Kernel panic/.test(consoleText) && !/drkit-lab: (root mounted|init failed)/.test(consoleText);
+        throw early ? new EarlyCrash(message) : new Error(message);
       }),
     ]);
     const bootMs = Date.now() - started;
@@ -462,6 +526,10 @@ export async function startGuest(t: Teardown, o: GuestOptions = {}): Promise<Gue
       bootMs,
       console: guestConsole,
       spawn: (cmd, ro = {}) => agent.spawn(cmd, ro),
+      powerCut: async () => {
+        if (child!.exitCode === null && child!.signalCode === null) process.kill(child!.pid!, 'SIGKILL');
+        await qemuExited;
+      },
       run: (cmd, ro = {}) => agent.spawn(cmd, ro).result,
       stop,
     };

@@ -4,27 +4,32 @@
 # stay in guest RAM and vanish with the guest), so the guest runs the host's binaries and the host's
 # freshly built dist/ with nothing copied. Then busybox init takes over as PID 1 (it reaps orphans, so a
 # killed daemon does not linger as a zombie that `kill -0` still finds) and starts the agent.
-# Everything it needs comes from /lab/boot.env on the exchange share (written by test/lib/vm.ts).
+# Everything it needs comes from /boot.env, written into this initramfs by test/lib/vm.ts.
 /bin/busybox mkdir -p /proc /sys /dev /lower /upper /newroot /ex
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 
+# Progress on the console with the guest's uptime (console.log in the guest's dir: where a slow boot goes).
+step() { echo "drkit-lab: $* at $(cut -d' ' -f1 /proc/uptime) s" >/dev/console; }
 fail() {
   echo "drkit-lab: init failed: $*" >/dev/console
   poweroff -f
 }
 
+step init
 for m in $(cat /modules.order); do insmod "/modules/$m" || fail "insmod $m"; done
+step modules loaded
 
+. /boot.env || fail "no /boot.env"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=none exchange /ex || fail "mount of the exchange share"
-. /ex/.lab/boot.env || fail "no /ex/.lab/boot.env"
 
 mount -t 9p -o "trans=virtio,version=9p2000.L,msize=512000,ro,cache=${LAB_ROOT_CACHE:-loose}" hostroot /lower || fail "mount of the host root"
 mount -t tmpfs -o mode=0755 upper /upper || fail "tmpfs"
 mkdir -p /upper/data /upper/work
 mount -t overlay -o lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work overlay /newroot || fail "overlay mount"
+step root mounted
 
 R=/newroot
 # A fresh /dev, /proc, /sys and /run, not the host's (they are the host's runtime state). /tmp stays the
@@ -43,4 +48,5 @@ mkdir -p "$R$LAB_EXCHANGE" && mount --move /ex "$R$LAB_EXCHANGE" || fail "exchan
 # The kernel's modules for modprobe (kmod reads .ko.xz itself).
 mkdir -p "$R/lib/modules/$LAB_KVER" && mount --bind "$R$LAB_MODULES" "$R/lib/modules/$LAB_KVER" || fail "modules"
 
-exec switch_root "$R" "$LAB_BUSYBOX" sh "$LAB_STAGE2" "$LAB_EXCHANGE/.lab/boot.env"
+cp /boot.env "$R/run/drkit-lab.env"
+exec switch_root "$R" "$LAB_BUSYBOX" sh "$LAB_STAGE2" /run/drkit-lab.env

@@ -62,7 +62,7 @@ elif apt-cache "${A[@]}" show "linux-image-$ABI" >/dev/null 2>&1; then
 else
   echo "kernel.sh: the archive ($MIRROR, suite $SUITE) has no kernel $ABI." >&2
   echo "  It serves these (set DRKIT_VM_KERNEL to one of them, 6.17 or newer for a writable scsi_debug tape):" >&2
-  apt-cache "${A[@]}" pkgnames linux-modules- | sed -n 's/^linux-modules-\(.*-amd64\)$/    \1/p' | sort -V >&2
+  apt-cache "${A[@]}" pkgnames linux-modules- | sed -n 's/^linux-modules-\([0-9].*-amd64\)$/    \1/p' | sort -V >&2
   apt-cache "${A[@]}" pkgnames linux-image- | sed -n 's/^linux-image-\([0-9.]*+deb[0-9]*-amd64\)$/    \1/p' | sort -V >&2
   echo "  Check also DRKIT_VM_SUITE (now $SUITE) and DRKIT_VM_MIRROR (now $MIRROR)." >&2
   exit 1
