@@ -13,6 +13,10 @@ export interface DumpRequest {
   sessionLabel: string;
   mediaLabel: string;
   object: string;
+  /** xfsdump -t: this file's mtime is the dump time (snapshot mode). */
+  dumpTimeFile?: string;
+  /** Last word before the dump is committed: throws when what was dumped is not intact (an overflowed snapshot). */
+  beforeCommit?: () => Promise<void>;
   progress?: ProgressLine;
   signal?: AbortSignal;
 }
@@ -41,6 +45,7 @@ export async function dumpToTarget(target: Target, req: DumpRequest): Promise<Du
       base: req.base,
       sessionLabel: req.sessionLabel,
       mediaLabel: req.mediaLabel,
+      dumpTimeFile: req.dumpTimeFile,
       progressSec: req.progress ? 5 : undefined,
       onProgress: (p) => req.progress?.update(pump?.bytesRead() ?? 0, p.percent),
       signal: req.signal,
@@ -53,6 +58,7 @@ export async function dumpToTarget(target: Target, req: DumpRequest): Promise<Du
     // The gate: only "Dump Status: SUCCESS" lets the target rename the temporary object.
     const finished = await dump.finished;
     checkDump(finished);
+    await req.beforeCommit?.();
     await upload.commit(copied.bytes);
     return {
       bytes: copied.bytes,
