@@ -68,9 +68,8 @@ export async function runBackup(cfg: Config, opts: BackupOptions): Promise<Backu
   try {
     manifest = await dumpOnce(cfg, target, catalog.dumps, modules, opts, now, source);
   } catch (err) {
-    // An overflowed snapshot makes xfsdump fail in its own words; the cause is the snapshot.
-    if (source.broken?.aborted) throw source.broken.reason;
-    throw err;
+    // An overflowed snapshot makes xfsdump fail in its own words (read errors): the cause is the snapshot.
+    throw (await source.check().then(() => undefined, (why: Error) => why)) ?? err;
   } finally {
     await source.release();
   }
