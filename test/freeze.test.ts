@@ -222,6 +222,8 @@ t.test('a freeze that does not confirm in time aborts, and every freeze is relea
   const log2 = collectingLogger();
   const frozen = await freezeAll(h2.cfg, h2.mode, await freezeModules(h2.cfg), log2);
   t.match(frozen.outcomes, [{ name: 'a', status: 'frozen' }, { name: 'b', status: 'skipped' }, { name: 'c', status: 'frozen' }, { name: 'n', status: 'skipped' }]);
+  await sleep(300);
+  t.notOk(frozen.lost, 'a freeze that was not applicable (exit 3) is not a lost freeze');
   await sleep(3000);
   t.ok(frozen.expired, 'held longer than max_frozen: expired');
   t.match(log2.text(), /applications frozen for 2 s \(\[snapshot\] max_frozen\): thawing them now/);

@@ -64,7 +64,7 @@ export class Frozen {
       log.error(`applications frozen for ${maxFrozenSec} s ([snapshot] max_frozen): thawing them now`);
       void this.thaw();
     }, Math.max(0, startedAt + maxFrozenSec * 1000 - Date.now()));
-    for (const r of running) this.watch(r);
+    for (const r of running) if (r.outcome?.status === 'frozen') this.watch(r);
   }
 
   /** The freeze processes (each its own process group's leader). */
