@@ -4,6 +4,7 @@
 #   make test    the whole suite; a subset: make test TESTS="tree config" (names, test/*.ts or dist/*.js)
 #   make demo    a sandbox appliance: backup, disaster, restore
 #   make bench   drkit against the raw tools
+#   make vm-cache  fetch the guest lab's kernel now (test/vm/kernel.sh; tests do it on first use)
 #   make clean   remove dist/
 
 SHELL := /bin/bash
@@ -13,13 +14,14 @@ SHELL := /bin/bash
 # Debian packages the tests, demo and bench need (one list: add new ones here).
 DEB_PACKAGES := xfsprogs xfsdump rsync acl attr samba smbclient busybox-static \
 	util-linux time postgresql mariadb-server slapd subversion \
-	initramfs-tools-core grub-pc-bin grub2-common fdisk e2fsprogs openssl
+	initramfs-tools-core grub-pc-bin grub2-common fdisk e2fsprogs openssl \
+	qemu-system-x86 lvm2 mt-st cpio kmod xz-utils zstd
 # Node.js (>= 20.5) is not from Debian 12 (which has 18): it must already be installed.
 NODE_MIN_MAJOR := 20
 
 TESTS ?=
 
-.PHONY: deps deb-packages node-check build test demo bench clean
+.PHONY: deps deb-packages node-check build test demo bench clean vm-cache
 
 deps: deb-packages node_modules/.package-lock.json
 
@@ -56,6 +58,10 @@ demo: deps build
 
 bench: deps build
 	node dist/bench/run.js
+
+# The guest lab's kernel from Debian's archive, into DRKIT_VM_CACHE (default .vm-cache/, git-ignored).
+vm-cache: deps
+	bash test/vm/kernel.sh "$${DRKIT_VM_CACHE:-$(CURDIR)/.vm-cache}"
 
 clean:
 	rm -rf dist
