@@ -83,10 +83,7 @@ export async function startSnapshotLab(t: Teardown, comment: (s: string) => void
   const t0 = Date.now();
   g = await startGuest(t, { disks: [{ sizeMiB: 2048 }, { sizeMiB: 1024 }], memMiB: 2048, modules: ['dm-snapshot', 'xfs'] });
   comment(`guest booted in ${g.bootMs} ms`);
-  // LVM without udev in the guest (see ../shared/PLATFORM.md).
-  await sh(`mkdir -p /etc/lvm && cat >/etc/lvm/lvm.conf`, {
-    input: 'activation {\n udev_sync = 0\n udev_rules = 0\n verify_udev_operations = 1\n monitoring = 0\n}\ndevices {\n obtain_device_list_from_udev = 0\n}\n',
-  });
+  // (The lab rewrites lvm.conf for LVM without udev.)
   await sh(`
     export LVM_SUPPRESS_FD_WARNINGS=1
     pvcreate -q /dev/vda && vgcreate -q vg0 /dev/vda && lvcreate -q -y -L 1024M -n home vg0
