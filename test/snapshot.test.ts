@@ -120,6 +120,7 @@ t.test('5. a snapshot that overflows during the dump fails the run clearly; no d
   const r = await run.result;
   await writeConfig();
   t.equal(r.code, 1, 'the run failed');
+  if (r.code !== 1) t.comment(r.stderr);
   t.match(r.stderr, /snapshot vg0\/home-drkit-snap overflowed while it was being dumped .* and was invalidated; raise \[snapshot\] size/);
   t.equal(await sh(`ls -A ${TARGET}/guest1/ | grep -c json`), dumpsBefore, 'no new manifest');
   t.equal(await sh(`ls -A ${TARGET}/guest1/ | grep -c partial || true`), '0', 'no partial dump left');
@@ -138,6 +139,7 @@ t.test('6. level 1 through a snapshot; drkit restore; tree identical, records co
   const r0 = await drkit('backup --no-progress');
   await removeFreeze('zz-probe');
   t.equal(r0.code, 0);
+  if (r0.code !== 0) t.comment(r0.stderr);
   const full = (await state()).runs.at(-1)!;
   t.equal(full.level, 0);
   const gapAfterL0 = await sh(`cat ${PROBE}/gap-written`);
@@ -146,6 +148,7 @@ t.test('6. level 1 through a snapshot; drkit restore; tree identical, records co
   const gapAtL1 = await sh(`cat ${HOME}/gap/changed-after-snapshot`);
   const r1 = await drkit('backup --no-progress');
   t.equal(r1.code, 0);
+  if (r1.code !== 0) t.comment(r1.stderr);
   const incr = (await state()).runs.at(-1)!;
   t.match(incr, { status: 'success', level: 1 });
   t.comment(`freeze window of the level 1 (no probe): ${incr.freezeWindowMs} ms`);
