@@ -6,6 +6,7 @@
 #   make bench   drkit against the raw tools
 #   make deb     the Debian package drkit_<version>_<arch>.deb (see "Installing on an appliance")
 #   make vm-cache  fetch the guest lab's kernel now (test/vm/kernel.sh; tests do it on first use)
+#   make bench-snapshot   snapshot mode's freeze window in the guest lab (median of 5)
 #   make clean   remove dist/
 
 SHELL := /bin/bash
@@ -22,7 +23,7 @@ NODE_MIN_MAJOR := 20
 
 TESTS ?=
 
-.PHONY: deps deb-packages node-check build test demo bench deb clean vm-cache
+.PHONY: deps deb-packages node-check build test demo bench bench-snapshot deb clean vm-cache
 
 deps: deb-packages node_modules/.package-lock.json
 
@@ -66,6 +67,9 @@ deb: deps build
 # The guest lab's kernel from Debian's archive, into DRKIT_VM_CACHE (default .vm-cache/, git-ignored).
 vm-cache: deps
 	bash test/vm/kernel.sh "$${DRKIT_VM_CACHE:-$(CURDIR)/.vm-cache}"
+
+bench-snapshot: deps build
+	node dist/bench/snapshot.js
 
 clean:
 	rm -rf dist

@@ -9,6 +9,7 @@ import { appendFile, chmod, chown, lstat, mkdir, readdir, readFile, readlink, rm
 import path from 'node:path';
 import { requireTools, tmpDir, makeLoopXfs } from './lib/loopfs.js';
 import { backupModule, checkModule, restoreModule, writeModuleConf, type ModuleHost } from './lib/module-run.js';
+import { postgresBin } from './lib/dbservers.js';
 
 type Teardown = { teardown(fn: () => unknown): void };
 
@@ -204,20 +205,6 @@ t.test('etc: archive with owners, modes, ACLs, xattrs and links; verified refere
   t.equal(g.outcome.status, 'failed', 'backup failed');
   t.match(g.log, /refusing to read .*modules\.d\/etc\.conf: it must be owned by root and not writable by group or others/, 'it says why');
 });
-
-/** The newest installed PostgreSQL server's bin directory. */
-function postgresBin(): string {
-  const base = '/usr/lib/postgresql';
-  let versions: string[] = [];
-  try {
-    versions = execFileSync('ls', [base], { encoding: 'utf8' }).split('\n').filter((v) => /^\d+$/.test(v));
-  } catch {
-    /* none */
-  }
-  const v = versions.sort((a, b) => Number(b) - Number(a))[0];
-  if (!v) throw new Error(`missing test prerequisite: no PostgreSQL server under ${base} (Debian package postgresql); run 'make deps'`);
-  return path.join(base, v, 'bin');
-}
 
 t.test('postgresql: roles and every database dumped; dropped databases and roles restored', async (t) => {
   requireTools({ psql: 'postgresql-client', pg_dump: 'postgresql-client', pg_dumpall: 'postgresql-client', pg_restore: 'postgresql-client', pg_isready: 'postgresql-client', runuser: 'util-linux' });

@@ -7,7 +7,11 @@
 umask 077
 
 : "${DRKIT_MODULE:?is not set: modules are started by drkit (see docs/modules.md)}"
-: "${DRKIT_SPOOL:?is not set: modules are started by drkit (see docs/modules.md)}"
+# A freeze (NAME.freeze) has no spool directory.
+case $0 in
+*.freeze) ;;
+*) : "${DRKIT_SPOOL:?is not set: modules are started by drkit (see docs/modules.md)}" ;;
+esac
 : "${DRKIT_ROOT:?is not set: modules are started by drkit (see docs/modules.md)}"
 : "${DRKIT_HOME:?is not set: modules are started by drkit (see docs/modules.md)}"
 : "${DRKIT_ETC:?is not set: modules are started by drkit (see docs/modules.md)}"

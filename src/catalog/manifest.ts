@@ -1,6 +1,7 @@
 // A dump on a target is two objects in the host's folder: <id>.xfsdump and its manifest <id>.json.
 // The manifest is written last: a dump without one is an interrupted run and is removed by repair.
 import type { ModuleOutcome } from '../prepare/spool.js';
+import type { SnapshotRecord } from '../prepare/snapshot.js';
 
 export const MANIFEST_FORMAT = 'drkit-dump/1';
 
@@ -23,6 +24,8 @@ export interface Manifest {
   sha256: string;
   drkitVersion: string;
   modules: ModuleOutcome[];
+  /** Snapshot mode: the snapshot that was dumped, and the freeze window. */
+  snapshot?: SnapshotRecord;
   verified?: { at: string; ok: boolean; entries?: number; error?: string };
   /**
    * Dumps on removable media (tape): which medium holds it. Such a dump has no SHA-256 (xfsdump writes the

@@ -17,5 +17,9 @@ export async function configCheckCommand(g: GlobalOptions): Promise<void> {
       if (!/does not exist/.test(err.message)) process.stderr.write(`drkit: warning: [target.${t.name}] credentials: ${err.message}\n`);
     });
   }
+  // Home must be an XFS mount (and on LVM for snapshot mode) when a backup runs; now it is only a warning.
+  const { homeLv, homeProblem } = await import('../prepare/preconditions.js');
+  const homeWhy = typeof cfg.mode === 'string' ? await homeProblem(cfg.paths.home).catch((err: Error) => err.message) : await homeLv(cfg.paths.home).then(() => undefined, (err: Error) => err.message);
+  if (homeWhy) process.stderr.write(`drkit: warning: ${cfg.file}: [paths] home: ${homeWhy}; backups fail until this is fixed\n`);
   process.stdout.write(`; ${cfg.file}: ok\n${formatConfig(cfg)}`);
 }

@@ -7,8 +7,8 @@ import { humanBytes } from '../dump/progress.js';
 
 export interface Status {
   host: string;
-  lastSuccess: { at: string; ageHours: number; dumpId?: string; level?: number; bytes?: number } | null;
-  lastRun: { start: string; end?: string; status: string; error?: string } | null;
+  lastSuccess: { at: string; ageHours: number; dumpId?: string; level?: number; bytes?: number; freezeWindowMs?: number } | null;
+  lastRun: { start: string; end?: string; status: string; error?: string; freezeWindowMs?: number } | null;
   due: { now: boolean; reason: string; next?: string };
   target: { name: string; url: string; freeBytes: number | null; error?: string; insert?: string };
   stateProblem?: string;
@@ -44,9 +44,9 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean; now?:
   const s: Status = {
     host: cfg.host,
     lastSuccess: success
-      ? { at: success.end ?? success.start, ageHours: round1((now.getTime() - Date.parse(success.end ?? success.start)) / 3600e3), dumpId: success.dumpId, level: success.level, bytes: success.bytes }
+      ? { at: success.end ?? success.start, ageHours: round1((now.getTime() - Date.parse(success.end ?? success.start)) / 3600e3), dumpId: success.dumpId, level: success.level, bytes: success.bytes, ...freezeWindow(success) }
       : null,
-    lastRun: last ? { start: last.start, end: last.end, status: last.status, ...(last.error ? { error: last.error } : {}) } : null,
+    lastRun: last ? { start: last.start, end: last.end, status: last.status, ...(last.error ? { error: last.error } : {}), ...freezeWindow(last) } : null,
     due: decision.due ? { now: true, reason: decision.reason } : { now: false, reason: decision.reason, next: decision.next?.toISOString() },
     target,
     ...(stateProblem ? { stateProblem } : {}),
@@ -61,7 +61,7 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean; now?:
   }
   const lines = [
     `host:          ${s.host}`,
-    `last success:  ${s.lastSuccess ? `${s.lastSuccess.at} (${s.lastSuccess.ageHours} h ago), ${s.lastSuccess.dumpId} level ${s.lastSuccess.level}` : 'never'}`,
+    `last success:  ${s.lastSuccess ? `${s.lastSuccess.at} (${s.lastSuccess.ageHours} h ago), ${s.lastSuccess.dumpId} level ${s.lastSuccess.level}${s.lastSuccess.freezeWindowMs !== undefined ? `, applications frozen ${s.lastSuccess.freezeWindowMs} ms` : ''}` : 'never'}`,
     `last run:      ${s.lastRun ? `${s.lastRun.start} ${s.lastRun.status}${s.lastRun.error ? `: ${s.lastRun.error}` : ''}` : 'none'}`,
     `next backup:   ${s.due.now ? `due now (${s.due.reason})` : `${s.due.next ?? '?'} (${s.due.reason})`}`,
     `target:        ${s.target.name} ${s.target.url} ${s.target.freeBytes !== null ? `${humanBytes(s.target.freeBytes)} free` : s.target.error ? `unreachable: ${s.target.error}` : ''}`,
@@ -71,6 +71,11 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean; now?:
     ...s.alerts.map((a) => `alert:         ${a.kind} since ${a.since}: ${a.detail}`),
   ];
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** Snapshot mode: the run's freeze window (first freeze to last thaw), when it had one. */
+function freezeWindow(r: { freezeWindowMs?: number }): { freezeWindowMs?: number } {
+  return r.freezeWindowMs === undefined ? {} : { freezeWindowMs: r.freezeWindowMs };
 }
 
 function round1(n: number): number {

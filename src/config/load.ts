@@ -10,7 +10,7 @@ import { parseDuration } from './duration.js';
 import { MODULE_NAME } from '../prepare/module-name.js';
 import { readIniSections, type RawSections } from './ini-sections.js';
 import { Invalid, Section, didYouMean, formatProblem, type Convert, type Problem, type ValueSpec } from './section.js';
-import type { Config, DrillSettings, NotifySettings, Paths, SyslogFacility, SmbEncryption, SmbProtocol, SmbSigning, TapeDriveSpec, TapeRotation, TapeTargetConfig, TargetConfig } from './types.js';
+import type { Config, Consistency, DrillSettings, NotifySettings, Paths, SyslogFacility, SmbEncryption, SmbProtocol, SmbSigning, SnapshotMode, TapeDriveSpec, TapeRotation, TapeTargetConfig, TargetConfig } from './types.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/drkit/drkit.conf';
 
@@ -123,7 +123,7 @@ function configError(file: string, problems: Problem[], config: Config): ConfigE
 // ---------------------------------------------------------------------------------------------------------
 // The schema: one reader per section, in the order of the example file.
 
-const FIXED_SECTIONS = ['general', 'schedule', 'mode', 'paths', 'systemcopy', 'dump', 'retention', 'modules', 'report', 'restore', 'drill'] as const;
+const FIXED_SECTIONS = ['general', 'schedule', 'mode', 'snapshot', 'paths', 'systemcopy', 'dump', 'retention', 'modules', 'report', 'restore', 'drill'] as const;
 const TARGET_NAME = /^[a-z0-9_-]+$/;
 const SMB_ONLY_KEYS = ['credentials', 'min_protocol', 'signing', 'encryption', 'timeout'];
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
@@ -151,8 +151,11 @@ function check(text: string, file: string, opts: LoadOptions): Checked {
   const host = readHost(sec('general'), opts.hostname ?? os.hostname());
   const s = sec('schedule');
   const schedule = { cron: s.required('cron', CRON) ?? '', retryPerDay: s.get('retry', 3, int(0, 24, 3)) };
-  const mode = sec('mode').get('consistency', 'spool' as const, CONSISTENCY);
+  const consistency = sec('mode').get('consistency', 'spool' as const, CONSISTENCY);
   const { paths, mustExist } = readPaths(sec('paths'));
+  // Read (and so checked) in every mode; used only in snapshot mode.
+  const snapshot = readSnapshot(sec('snapshot'), sec('paths').valid('home') ? paths.home : undefined);
+  const mode: Consistency = consistency === 'snapshot' ? snapshot : 'spool';
   const sc = sec('systemcopy');
   const systemCopy = { enabled: sc.get('enabled', true, bool(true)), exclude: sc.get('exclude', [], list('rsync exclude patterns', anyText, 'none')) };
 
@@ -451,10 +454,40 @@ export const DRILL_DEFAULTS: DrillSettings = { cron: undefined, scratch: '/var/t
 
 const FACILITIES = ['daemon', 'user', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'] as const;
 
-const CONSISTENCY: ValueSpec<'spool'> = {
-  expected: 'spool (default spool)',
-  convert: (t) =>
-    t === 'spool' ? t : t === 'snapshot' ? Invalid.message('LVM snapshot mode is not available yet; use spool') : Invalid.because('is not a consistency mode'),
+const CONSISTENCY = oneOf(['spool', 'snapshot'] as const, 'spool');
+
+/** [snapshot]: the settings of `consistency = snapshot`. */
+function readSnapshot(s: Section, home: string | undefined): SnapshotMode {
+  const fallbackMount = '/run/drkit-snapshot';
+  const mount = s.get('mount', fallbackMount, absPath(fallbackMount));
+  if (s.valid('mount') && home !== undefined && (isInside(mount, home, true) || isInside(home, mount, true))) {
+    s.problem('mount', `${JSON.stringify(mount)} overlaps home (${home}); expected a directory outside home, e.g. ${fallbackMount}`);
+  }
+  if (s.valid('mount') && mount === '/') s.problem('mount', `"/" is the root directory; expected a directory of its own, e.g. ${fallbackMount}`);
+  return {
+    kind: 'snapshot',
+    size: s.get('size', { percent: 20 }, SNAPSHOT_SIZE),
+    mount,
+    freezeTimeoutSec: s.get('freeze_timeout', 60, duration(1, 3600, 60)),
+    maxFrozenSec: s.get('max_frozen', 30, duration(1, 3600, 30)),
+    noFreeze: s.get('no_freeze', [], list('module names', moduleName, 'none')),
+  };
+}
+
+const SIZE_UNITS: Record<string, number> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+const SNAPSHOT_SIZE: ValueSpec<SnapshotMode['size']> = {
+  expected: 'a size with a unit (K, M, G, T; powers of 1024), e.g. 2G or 512M, or a percentage of home\'s LV from 1% to 100%, e.g. 20% (default 20%)',
+  convert: (t) => {
+    const pct = /^(\d+(?:\.\d+)?)\s*%$/.exec(t);
+    if (pct) {
+      const p = Number(pct[1]);
+      return p >= 1 && p <= 100 ? { percent: p } : Invalid.because('is out of range');
+    }
+    const abs = /^(\d+(?:\.\d+)?)\s*([kmgt])i?b?$/i.exec(t);
+    if (!abs) return Invalid.because('is not a size');
+    const bytes = Math.ceil(Number(abs[1]) * SIZE_UNITS[abs[2]!.toLowerCase()]!);
+    return bytes >= 2 ** 20 ? { bytes } : Invalid.because('is below 1M');
+  },
 };
 
 function absolutePath(t: string): string | Invalid {

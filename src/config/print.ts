@@ -1,7 +1,7 @@
 // The effective configuration (every default filled in) in the layout of drkit.conf, for `drkit config
 // check`. The output is itself a valid drkit.conf that loads to the same Config. Secrets are never shown:
 // SMB passwords live in the credentials file, of which only the path appears here.
-import type { Config, TapeTargetConfig, TargetConfig } from './types.js';
+import type { Config, SnapshotMode, TapeTargetConfig, TargetConfig } from './types.js';
 
 /** key, value; an undefined value is a key that is not set (shown as a comment). */
 export type Entry = [key: string, value: string | undefined];
@@ -12,7 +12,8 @@ export function formatConfig(cfg: Config): string {
   return renderIni([
     ['general', [['host', cfg.host]]],
     ['schedule', [['cron', cfg.schedule.cron], ['retry', String(cfg.schedule.retryPerDay)]]],
-    ['mode', [['consistency', cfg.mode]]],
+    ['mode', [['consistency', typeof cfg.mode === 'string' ? cfg.mode : cfg.mode.kind]]],
+    ...(typeof cfg.mode === 'string' ? [] : [snapshotSection(cfg.mode)]),
     [
       'paths',
       [
@@ -50,6 +51,25 @@ function notifyEntries(cfg: Config): Entry[] {
     ['metrics', n.metrics],
     ['feed', n.feed],
   ];
+}
+
+function snapshotSection(m: SnapshotMode): IniSection {
+  return [
+    'snapshot',
+    [
+      ['size', 'percent' in m.size ? `${m.size.percent}%` : sizeText(m.size.bytes)],
+      ['mount', m.mount],
+      ['freeze_timeout', String(m.freezeTimeoutSec)],
+      ['max_frozen', String(m.maxFrozenSec)],
+      ['no_freeze', m.noFreeze.join(', ')],
+    ],
+  ];
+}
+
+/** Bytes in the largest unit that shows them exactly (the loader reads it back to the same number). */
+function sizeText(bytes: number): string {
+  for (const [unit, f] of [['T', 2 ** 40], ['G', 2 ** 30], ['M', 2 ** 20]] as const) if (bytes % f === 0) return `${bytes / f}${unit}`;
+  return `${Math.ceil(bytes / 1024)}K`;
 }
 
 function targetSection(t: TargetConfig): IniSection {

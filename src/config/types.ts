@@ -63,7 +63,25 @@ export interface SmbTargetConfig {
   timeoutSec: number;
 }
 
-export type Consistency = 'spool';
+/**
+ * How applications are made consistent: 'spool' (the spool modules dump them before the dump of home), or
+ * snapshot mode with its settings (freeze the applications, LVM-snapshot home, dump the snapshot).
+ */
+export type Consistency = 'spool' | SnapshotMode;
+
+export interface SnapshotMode {
+  kind: 'snapshot';
+  /** The snapshot's exception store: a size in bytes, or a percentage of the origin LV. */
+  size: { bytes: number } | { percent: number };
+  /** Where the snapshot is mounted read-only while it is dumped (outside home). */
+  mount: string;
+  /** Seconds each freeze has to confirm "frozen". */
+  freezeTimeoutSec: number;
+  /** Seconds the applications may stay frozen (first freeze to last thaw) before drkit thaws them and fails the run. */
+  maxFrozenSec: number;
+  /** Modules whose freeze is not used: they write their spool dump as in spool mode. */
+  noFreeze: string[];
+}
 
 export interface Paths {
   /** The appliance's root filesystem ("/" on a real machine, a sandbox in tests). */

@@ -20,6 +20,10 @@ export interface DumpRequest {
   sessionLabel: string;
   mediaLabel: string;
   object: string;
+  /** xfsdump -t: this file's mtime is the dump time (snapshot mode). */
+  dumpTimeFile?: string;
+  /** Last word before the dump is committed: throws when what was dumped is not intact (an overflowed snapshot). */
+  beforeCommit?: () => Promise<void>;
   progress?: ProgressLine;
   signal?: AbortSignal;
   /** What a device target checks its medium against (the catalog, the dump being made, --force). */
@@ -133,6 +137,7 @@ export async function dumpToTarget(target: Target, req: DumpRequest): Promise<Du
       base: req.base,
       sessionLabel: req.sessionLabel,
       mediaLabel: req.mediaLabel,
+      dumpTimeFile: req.dumpTimeFile,
       progressSec: req.progress ? 5 : undefined,
       onProgress: (p) => req.progress?.update(route?.bytesRead() ?? 0, p.percent),
       signal: req.signal,
@@ -143,6 +148,7 @@ export async function dumpToTarget(target: Target, req: DumpRequest): Promise<Du
     const { copied, finished } = await route.end(dump);
     // The gate: only "Dump Status: SUCCESS" lets the target rename the temporary object.
     checkDump(finished);
+    await req.beforeCommit?.();
     await upload.commit(copied.bytes);
     return {
       bytes: copied.bytes,
@@ -183,6 +189,7 @@ async function dumpToDevice(device: DumpDevice, req: DumpRequest): Promise<DumpR
     base: req.base,
     sessionLabel: req.sessionLabel,
     mediaLabel: w.mediaLabel,
+    dumpTimeFile: req.dumpTimeFile,
     progressSec: req.progress ? 5 : undefined,
     onProgress: (p) => req.progress?.update((estimated * p.percent) / 100, p.percent),
     signal: req.signal,
@@ -198,6 +205,8 @@ async function dumpToDevice(device: DumpDevice, req: DumpRequest): Promise<DumpR
       if (isMissingBase(finished.report)) throw new MissingBaseError((err as Error).message);
       throw err;
     }
+    // Same gate as a file's commit: a snapshot that overflowed while being dumped makes no good dump.
+    await req.beforeCommit?.();
     return {
       bytes: finished.report.mediaFileBytes ?? 0,
       sha256: '',

@@ -37,6 +37,8 @@ export interface XfsdumpOptions {
   sessionLabel: string;
   mediaLabel: string;
   progressSec?: number;
+  /** Take this file's mtime as the dump time (-t): for a snapshot, the moment it was taken. */
+  dumpTimeFile?: string;
   onProgress?: (p: DumpProgress) => void;
   signal?: AbortSignal;
   output: DumpOutput;
@@ -57,8 +59,11 @@ export interface RunningDump {
   kill(): void;
 }
 
-export function xfsdumpArgs(o: Pick<XfsdumpOptions, 'mountpoint' | 'base' | 'sessionLabel' | 'mediaLabel' | 'progressSec' | 'output'>): string[] {
+export function xfsdumpArgs(o: Pick<XfsdumpOptions, 'mountpoint' | 'base' | 'sessionLabel' | 'mediaLabel' | 'progressSec' | 'dumpTimeFile' | 'output'>): string[] {
   const args = ['-F', '-L', o.sessionLabel, '-M', o.mediaLabel];
+  // The dump time is where the next incremental starts: files changed at or after it go into that one.
+  // Dumping a snapshot a while after it was taken, "now" would lose what changed in between.
+  if (o.dumpTimeFile) args.push('-t', o.dumpTimeFile);
   if ('baseSessionId' in o.base) args.push('-B', o.base.baseSessionId);
   else args.push('-l', '0');
   if (o.progressSec) args.push('-p', String(o.progressSec));

@@ -1,5 +1,5 @@
-// One backup run, end to end: repair -> system copy -> spool modules -> dump -> manifest -> verify ->
-// retention. The caller holds the lock and records the run in the state file (pipeline/run.ts).
+// One backup run, end to end: preconditions -> repair -> system copy -> spool modules -> [snapshot mode:
+// freeze -> snapshot -> thaw -> mount] -> dump -> manifest -> verify -> retention. The caller holds the lock and records the run in the state file (pipeline/run.ts).
 import os from 'node:os';
 import type { Config } from '../config/types.js';
 import { openTarget } from '../target/registry.js';
@@ -8,6 +8,9 @@ import { deleteDumps, planNextDump, prunable, repairTarget, writeManifest } from
 import { MANIFEST_FORMAT, dumpObject, makeDumpId, type Manifest } from '../catalog/manifest.js';
 import { systemCopy } from '../prepare/systemcopy.js';
 import { runSpoolModules, type ModuleOutcome } from '../prepare/spool.js';
+import { freezeModules } from '../prepare/freeze.js';
+import { checkHome, checkTools } from '../prepare/preconditions.js';
+import { homeSource, planSnapshot, takeSnapshot, type DumpSource } from '../prepare/snapshot.js';
 import { dumpToTarget, MissingBaseError } from '../dump/dump.js';
 import { progressLine } from '../dump/progress.js';
 import { verifyAndRecord } from '../verify/verify.js';
@@ -38,6 +41,10 @@ export class BackupError extends Error {
 export async function runBackup(cfg: Config, opts: BackupOptions): Promise<BackupResult> {
   const { log, signal } = opts;
   const now = opts.now ?? (() => new Date());
+  // Preconditions before anything is touched: a run that cannot end in a dump stops here.
+  const snapshotMode = typeof cfg.mode === 'string' ? undefined : cfg.mode;
+  await checkTools(snapshotMode !== undefined);
+  const plan = snapshotMode ? await planSnapshot(cfg, snapshotMode, log) : void (await checkHome(cfg.paths.home));
   const targetCfg = cfg.targets[cfg.dump.target]!;
   const target = await openTarget(targetCfg);
   log.info(`backup of ${cfg.paths.home} to ${target.display} (host ${cfg.host})`);
@@ -55,11 +62,22 @@ export async function runBackup(cfg: Config, opts: BackupOptions): Promise<Backu
     log.info(`system copy: ${sc.root.filesTransferred + sc.boot.filesTransferred} files (${sc.root.bytesTransferred + sc.boot.bytesTransferred} bytes) copied`);
   }
 
-  const modules = await runSpoolModules(cfg, log, signal);
+  // In snapshot mode a module with a freeze has its data in the snapshot instead of a spool dump.
+  const frozen = await freezeModules(cfg);
+  const modules = await runSpoolModules(cfg, log, signal, frozen.map((m) => m.name));
   const failedRequired = modules.filter((m): m is Extract<ModuleOutcome, { status: 'failed' }> => m.status === 'failed' && m.required);
   if (failedRequired.length) throw new BackupError(`required module(s) failed: ${failedRequired.map((m) => `${m.name} (${m.error})`).join(', ')}`);
 
-  const manifest = await dumpOnce(cfg, target, catalog.dumps, modules, opts, now);
+  const source = snapshotMode && plan ? await takeSnapshot(cfg, snapshotMode, plan, frozen, log, signal) : homeSource(cfg.paths.home);
+  let manifest: Manifest;
+  try {
+    manifest = await dumpOnce(cfg, target, catalog.dumps, modules, opts, now, source);
+  } catch (err) {
+    // An overflowed snapshot makes xfsdump fail in its own words (read errors): the cause is the snapshot.
+    throw (await source.check().then(() => undefined, (why: Error) => why)) ?? err;
+  } finally {
+    await source.release();
+  }
 
   if (cfg.dump.verify === 'after-backup') {
     log.info(`verify: reading ${manifest.id} back from ${target.display}`);
@@ -80,8 +98,9 @@ export async function runBackup(cfg: Config, opts: BackupOptions): Promise<Backu
   return { manifest, target: targetCfg.name, pruned: victims.map((v) => v.id) };
 }
 
-async function dumpOnce(cfg: Config, target: Target, dumps: Manifest[], modules: ModuleOutcome[], opts: BackupOptions, now: () => Date): Promise<Manifest> {
-  const { log, signal } = opts;
+async function dumpOnce(cfg: Config, target: Target, dumps: Manifest[], modules: ModuleOutcome[], opts: BackupOptions, now: () => Date, source: DumpSource): Promise<Manifest> {
+  const { log } = opts;
+  const signal = source.broken && opts.signal ? AbortSignal.any([opts.signal, source.broken]) : (source.broken ?? opts.signal);
   let plan = planNextDump(dumps, cfg.dump.levels);
   for (;;) {
     const started = now();
@@ -91,7 +110,9 @@ async function dumpOnce(cfg: Config, target: Target, dumps: Manifest[], modules:
     log.info(`dump: ${id} (level ${plan.level}${plan.base ? `, based on ${plan.base.id}` : ''})`);
     try {
       const r = await dumpToTarget(target, {
-        mountpoint: cfg.paths.home,
+        mountpoint: source.mountpoint,
+        dumpTimeFile: source.dumpTimeFile,
+        beforeCommit: () => source.check(),
         base: plan.base ? { baseSessionId: plan.base.sessionId } : { level: 0 },
         sessionLabel,
         mediaLabel: id,
@@ -119,6 +140,7 @@ async function dumpOnce(cfg: Config, target: Target, dumps: Manifest[], modules:
         drkitVersion: DRKIT_VERSION,
         modules,
         ...(r.medium ? { medium: r.medium } : {}),
+        ...(source.snapshot ? { snapshot: source.snapshot } : {}),
       };
       await writeManifest(target, manifest);
       log.info(`dump: ${id} complete, ${r.bytes} bytes${r.sha256 ? `, sha256 ${r.sha256}` : ''}${r.medium ? ` on tape "${r.medium.label}"` : ''}`);

@@ -45,6 +45,7 @@ export async function backupRun(cfg: Config, opts: RunOptions): Promise<RunOutco
         bytes: result.manifest.bytes,
         dumpId: result.manifest.id,
         level: result.manifest.level,
+        ...(result.manifest.snapshot ? { freezeWindowMs: result.manifest.snapshot.freezeWindowMs } : {}),
         ...(log.warnings.length ? { warnings: [...log.warnings] } : {}),
       };
       await updateRun(cfg.paths.state, record.id, done);

@@ -25,7 +25,7 @@ export type ModuleOutcome =
   | { name: string; status: 'failed'; seconds: number; required: boolean; error: string };
 
 /** Modules with a `.<kind>` script in the configured dirs; a later dir overrides an earlier one. Sorted by name. */
-export async function findModules(dirs: string[], kind: 'backup' | 'restore' | 'check', disabled: string[] = []): Promise<ModuleScript[]> {
+export async function findModules(dirs: string[], kind: 'backup' | 'restore' | 'freeze' | 'check', disabled: string[] = []): Promise<ModuleScript[]> {
   const found = new Map<string, string>();
   for (const dir of dirs) {
     let names: string[];
@@ -53,10 +53,11 @@ export async function findModules(dirs: string[], kind: 'backup' | 'restore' | '
   return [...found].filter(([name]) => !disabled.includes(name)).sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, file]) => ({ name, file }));
 }
 
-export function moduleEnv(cfg: Config, name: string, spoolDir: string): Record<string, string> {
+/** The contract's environment; a freeze has no spool directory (`spoolDir` undefined). */
+export function moduleEnv(cfg: Config, name: string, spoolDir: string | undefined): Record<string, string> {
   return {
     DRKIT_MODULE: name,
-    DRKIT_SPOOL: spoolDir,
+    ...(spoolDir === undefined ? {} : { DRKIT_SPOOL: spoolDir }),
     DRKIT_ROOT: cfg.paths.root,
     DRKIT_HOME: cfg.paths.home,
     DRKIT_HOST: cfg.host,
@@ -81,10 +82,12 @@ export async function runModuleScript(
   return { exitCode: done.exitCode, timedOut: timeout.aborted, signal: done.signal };
 }
 
-export async function runSpoolModules(cfg: Config, log: Logger, signal?: AbortSignal): Promise<ModuleOutcome[]> {
+/** Runs every enabled NAME.backup, except those of `frozen` (in snapshot mode, modules whose freeze is used). */
+export async function runSpoolModules(cfg: Config, log: Logger, signal?: AbortSignal, frozen: string[] = []): Promise<ModuleOutcome[]> {
   const spool = cfg.paths.spool;
   await mkdir(spool, { recursive: true, mode: 0o700 });
-  const modules = await findModules(cfg.paths.modules, 'backup', cfg.modules.disabled);
+  const modules = await findModules(cfg.paths.modules, 'backup', [...cfg.modules.disabled, ...frozen]);
+  for (const name of frozen) log.info(`module ${name}: no spool dump in snapshot mode (its freeze is used; its data is in the snapshot)`);
   const outcomes: ModuleOutcome[] = [];
   for (const mod of modules) {
     signal?.throwIfAborted();

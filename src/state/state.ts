@@ -24,6 +24,8 @@ export interface RunRecord {
   target?: string;
   dumpId?: string;
   level?: number;
+  /** Snapshot mode: how long the applications were frozen (first freeze to last thaw), in ms. */
+  freezeWindowMs?: number;
   error?: string;
   warnings?: string[];
 }
@@ -129,6 +131,7 @@ const OPTIONAL: Record<string, Check> = {
   target: isString,
   dumpId: isString,
   level: (v) => isCount(v) && (v as number) <= 9,
+  freezeWindowMs: isCount,
   error: isString,
   warnings: (v) => Array.isArray(v) && v.every(isString),
 };
