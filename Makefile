@@ -13,7 +13,7 @@ SHELL := /bin/bash
 # Debian packages the tests, demo and bench need (one list: add new ones here).
 DEB_PACKAGES := xfsprogs xfsdump rsync acl attr samba smbclient busybox-static \
 	util-linux time postgresql mariadb-server slapd subversion \
-	initramfs-tools-core grub-pc-bin grub2-common fdisk e2fsprogs openssl
+	initramfs-tools-core grub-pc-bin grub2-common fdisk e2fsprogs openssl iproute2
 # Node.js (>= 20.5) is not from Debian 12 (which has 18): it must already be installed.
 NODE_MIN_MAJOR := 20
 
