@@ -145,3 +145,15 @@ t.test('a full target fails the run cleanly: no dump under a final name, older d
   const target = await openTarget(sb.cfg.targets.usb!);
   t.ok((await verifyDump(target, first.manifest)).ok, 'the older dump still verifies');
 });
+
+t.test("a target folder with ':' in its path (xfsdump would take it for host:path) still gets a verified dump", async (t) => {
+  const disk = await makeLoopXfs(t);
+  const dir = path.join(disk.mnt, 'usb:drkit');
+  await mkdir(dir);
+  const sb = await makeSandbox(t, { systemCopy: false, verify: 'after-backup', target: { kind: 'file', name: 'usb', dir } });
+  await writeFile(path.join(sb.home.mnt, 'f'), 'data');
+  const r = await runBackup(sb.cfg, { log: quietLogger() });
+  const target = await openTarget(sb.cfg.targets.usb!);
+  t.ok((await verifyDump(target, r.manifest)).ok, 'the dump verifies');
+  t.same((await readdir(path.join(dir, sb.cfg.host))).sort(), [`${r.manifest.id}.json`, `${r.manifest.id}.xfsdump`]);
+});

@@ -3,12 +3,13 @@
 // - a local file (disk target, Upload.file): xfsdump writes the temporary file itself and a follower
 //   hashes it right behind the writer, from the page cache (stream/follow.ts): no pipe, no copy through
 //   user space on the way to the disk;
-// - anything else (SMB): xfsdump -> pipe -> pump (copy + SHA-256, stream/pump.ts) -> the upload's fd.
+// - anything else (SMB, or a file whose path xfsdump would take for host:path): xfsdump -> pipe -> pump
+//   (copy + SHA-256, stream/pump.ts) -> the upload's fd.
 // Backpressure is the kernel's either way (a full pipe or a busy disk blocks xfsdump's writes), and memory
 // stays one fixed ring or buffer. A device target (tape) is addressed by xfsdump itself: dumpToDevice.
 import type { DeviceWriteRequest, DumpDevice, Notes, Target, Upload } from '../target/target.js';
 import type { Medium } from '../catalog/manifest.js';
-import { checkDump, isMissingBase, startXfsdump, type DumpBase, type DumpOutput, type RunningDump } from '../exec/xfsdump.js';
+import { checkDump, isLocalDumpFile, isMissingBase, startXfsdump, type DumpBase, type DumpOutput, type RunningDump } from '../exec/xfsdump.js';
 import { openPipe, type Pipe } from '../exec/fifo.js';
 import { startPump, type Pump } from '../stream/pump.js';
 import { followFile, type Follower } from '../stream/follow.js';
@@ -131,7 +132,7 @@ export async function dumpToTarget(target: Target, req: DumpRequest): Promise<Du
   let dump: RunningDump | undefined;
   let ticker: NodeJS.Timeout | undefined;
   try {
-    route = upload.file ? fileRoute(upload, upload.file) : await pipeRoute(upload);
+    route = upload.file && isLocalDumpFile(upload.file) ? fileRoute(upload, upload.file) : await pipeRoute(upload);
     dump = await startXfsdump({
       mountpoint: req.mountpoint,
       base: req.base,

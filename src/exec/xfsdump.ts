@@ -52,6 +52,11 @@ export interface XfsdumpOptions {
  */
 export type DumpOutput = { fd: number } | { file: string } | { device: DeviceAddress };
 
+/** Whether xfsdump can write `path` as a local file: it takes any name with a ':' for host:path (rmt). */
+export function isLocalDumpFile(path: string): boolean {
+  return !path.includes(':');
+}
+
 export interface RunningDump {
   pid: number | undefined;
   /** Resolves once xfsdump has exited and its stderr is parsed. Rejects only if it could not start. */
