@@ -89,7 +89,9 @@ const unroff = (s: string) => s.replace(/\\-/g, '-').replace(/\\f[BIRP]/g, '');
 /** (section, key) pairs of a drkit.conf as printed by `config check`: every key the loader knows. */
 function loaderKeys(): Set<string> {
   const text = execFileSync('cat', [path.join(REPO, 'examples/drkit.conf')], { encoding: 'utf8' });
-  const printed = formatConfig(parseConfig(text, 'examples/drkit.conf'));
+  // The [snapshot] section is printed only in snapshot mode: read the example in both modes.
+  const snapshot = text.replace(/^consistency = spool$/m, 'consistency = snapshot');
+  const printed = [text, snapshot].map((t) => formatConfig(parseConfig(t, 'examples/drkit.conf'))).join('\n');
   const keys = new Set<string>();
   let section = '';
   for (const line of printed.split('\n')) {
