@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../report/log.js';
-import { acquireLock } from '../state/lock.js';
+import { failureText, underLock } from './guarded.js';
 import { updateReportState, type DrillRecord } from '../state/report-state.js';
 import { DrillFailed, runDrill } from '../restore/drill.js';
 import { noteDrillOutcome } from '../report/alerts.js';
@@ -14,17 +14,8 @@ import { publish } from '../report/notify.js';
 export async function drillRun(cfg: Config, o: { log: Logger; now?: () => Date }): Promise<DrillRecord> {
   const { log } = o;
   const now = o.now ?? (() => new Date());
-  const lock = await acquireLock(cfg.paths.lock);
-  if (lock.warning) log.warn(lock.warning);
-  const abort = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => {
-    log.error(`received ${sig}: stopping the drill`);
-    abort.abort(new Error(`interrupted by ${sig}`));
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  const record: DrillRecord = { id: randomUUID(), start: now().toISOString(), status: 'running', pid: process.pid };
-  try {
+  return underLock(cfg, log, 'drill', async (signal) => {
+    const record: DrillRecord = { id: randomUUID(), start: now().toISOString(), status: 'running', pid: process.pid };
     await updateReportState(cfg.paths.state, (s) => {
       // We hold the lock: a drill still recorded as running is dead.
       for (const d of s.drills) {
@@ -37,12 +28,12 @@ export async function drillRun(cfg: Config, o: { log: Logger; now?: () => Date }
     });
     let done: Partial<DrillRecord>;
     try {
-      const r = await runDrill(cfg, { log, signal: abort.signal });
+      const r = await runDrill(cfg, { log, signal });
       done = { ...r, status: 'success', end: now().toISOString() };
       log.info(`drill passed: ${r.dumpId}`);
     } catch (err) {
       const partial = err instanceof DrillFailed ? err.partial : {};
-      const error = abort.signal.aborted ? String((abort.signal.reason as Error).message) : (err as Error).message;
+      const error = failureText(signal, err);
       done = { ...partial, status: 'failed', end: now().toISOString(), error };
       log.error(`drill failed: ${error}`);
     }
@@ -55,9 +46,5 @@ export async function drillRun(cfg: Config, o: { log: Logger; now?: () => Date }
     await noteDrillOutcome(cfg, record, log, now()).catch((err: Error) => log.warn(`drill alert: ${err.message}`));
     await publish(cfg, now(), log);
     return record;
-  } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-    await lock.release();
-  }
+  });
 }

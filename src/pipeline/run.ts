@@ -3,7 +3,7 @@
 // record says how it ended; what a crash (kill -9, power loss) leaves is repaired by the next run.
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/types.js';
-import { acquireLock } from '../state/lock.js';
+import { failureText, underLock } from './guarded.js';
 import { appendRun, markCrashed, readState, StateCorruptError, updateRun, writeState, type RunRecord } from '../state/state.js';
 import type { Logger } from '../report/log.js';
 import { runBackup, type BackupResult } from './backup.js';
@@ -22,23 +22,12 @@ export type RunOutcome = { status: 'success'; record: RunRecord; result: BackupR
 export async function backupRun(cfg: Config, opts: RunOptions): Promise<RunOutcome> {
   const { log } = opts;
   const now = opts.now ?? (() => new Date());
-  const lock = await acquireLock(cfg.paths.lock);
-  if (lock.warning) log.warn(lock.warning);
-
-  const abort = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => {
-    log.error(`received ${sig}: stopping the run`);
-    abort.abort(new Error(`interrupted by ${sig}`));
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-
-  const record: RunRecord = { id: randomUUID(), kind: 'backup', start: now().toISOString(), status: 'running', pid: process.pid, target: cfg.dump.target };
-  try {
+  return underLock(cfg, log, 'run', async (signal) => {
+    const record: RunRecord = { id: randomUUID(), kind: 'backup', start: now().toISOString(), status: 'running', pid: process.pid, target: cfg.dump.target };
     await prepareState(cfg, log);
     await appendRun(cfg.paths.state, record);
     try {
-      const result = await runBackup(cfg, { log, signal: abort.signal, progress: opts.progress, now, force: opts.force });
+      const result = await runBackup(cfg, { log, signal, progress: opts.progress, now, force: opts.force });
       const done: Partial<RunRecord> = {
         status: 'success',
         end: now().toISOString(),
@@ -54,7 +43,7 @@ export async function backupRun(cfg: Config, opts: RunOptions): Promise<RunOutco
       await reportRun(cfg, record, log, now());
       return { status: 'success', record, result };
     } catch (err) {
-      const error = abort.signal.aborted ? String((abort.signal.reason as Error).message) : (err as Error).message;
+      const error = failureText(signal, err);
       const medium = await nextMedium(cfg, now()).catch(() => undefined);
       if (medium) log.warn(`for the next backup insert the ${medium}`);
       const done: Partial<RunRecord> = { status: 'failed', end: now().toISOString(), error, ...(log.warnings.length ? { warnings: [...log.warnings] } : {}) };
@@ -64,11 +53,7 @@ export async function backupRun(cfg: Config, opts: RunOptions): Promise<RunOutco
       await reportRun(cfg, record, log, now());
       return { status: 'failed', record, error };
     }
-  } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-    await lock.release();
-  }
+  });
 }
 
 /** A removable-media target: what the operator should put in the drive next (for the failure report). */
