@@ -1,6 +1,6 @@
 // The LVM layer: lvs, vgs, lvcreate -s, lvremove. Reports are read as JSON (`--reportformat json`, sizes
 // in bytes without suffix) and parsed here, once; nothing else in drkit looks at LVM's output.
-import { run, ToolError } from './run.js';
+import { run } from './run.js';
 
 // LVM complains on stderr about every inherited fd it did not expect (node keeps a few open): noise.
 const ENV = { LVM_SUPPRESS_FD_WARNINGS: '1' };
@@ -106,9 +106,4 @@ export async function createSnapshot(origin: string, name: string, bytes: number
 
 export async function removeLv(fullName: string): Promise<void> {
   await run('lvremove', ['-q', '-f', fullName], { env: ENV });
-}
-
-/** A ToolError from LVM with its own words, for messages. */
-export function lvmSaid(err: unknown): string {
-  return err instanceof ToolError ? err.message : (err as Error).message;
 }

@@ -91,7 +91,8 @@ async function sweepLeftovers(mode: SnapshotMode, origin: LogicalVolume, log: Lo
     if (!ours) {
       throw new PreconditionError(`[snapshot] mount ${mode.mount} has ${mounted.source} mounted on it, which is not drkit's snapshot ${origin.vg}/${name}; unmount it or set another [snapshot] mount`);
     }
-    await umount(mode.mount);
+    // An xfsdump of the killed run may still be reading it for a moment.
+    await unmountRetrying(mode.mount);
     log.warn(`unmounted ${mode.mount}: the snapshot mount left by an interrupted run`);
   }
   if (snap) {
