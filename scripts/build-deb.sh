@@ -86,7 +86,7 @@ fi
 units=$root/lib/systemd/system
 install -d "$units"
 install -m 0644 "$pkg/drkit.service" "$pkg/drkit.timer" "$pkg/drkit-report.service" "$pkg/drkit-report.timer" "$units/"
-install -m 0644 "$repo/postinst/drkit-post-restore.service" "$units/"
+install -m 0644 "$repo/postinst/drkit-post-restore.service" "$repo/postinst/drkit-restore-check.service" "$units/"
 
 # initramfs-tools: the hook and the boot script, where dpkg keeps them current (`drkit initrd install`
 # then does not copy them to /etc/initramfs-tools).

@@ -339,13 +339,14 @@ t.test('make deb: lintian clean; dpkg -i, drkit runs, upgrade keeps a changed co
   t.same(daily, direct, hasReport ? 'configured: daily-report runs drkit report' : 'daily-report does nothing: this drkit has no report command');
 
   // systemd: the timers, idle where cron runs the same; enabled by the postinst.
-  for (const u of ['drkit.timer', 'drkit.service', 'drkit-report.timer', 'drkit-report.service', 'drkit-post-restore.service']) {
+  for (const u of ['drkit.timer', 'drkit.service', 'drkit-report.timer', 'drkit-report.service', 'drkit-post-restore.service', 'drkit-restore-check.service']) {
     t.ok(await exists(`/lib/systemd/system/${u}`), `${u} installed`);
   }
   t.match(await readFile('/lib/systemd/system/drkit.service', 'utf8'), /^ConditionPathExists=!\/usr\/sbin\/cron$/m, 'drkit.service stays idle where cron runs /etc/cron.d/drkit');
   t.match(await readFile('/lib/systemd/system/drkit-report.service', 'utf8'), /^ConditionPathExists=!\/usr\/sbin\/cron$/m, 'so does drkit-report.service');
   t.equal(await readlink('/etc/systemd/system/timers.target.wants/drkit.timer').catch(() => ''), '/lib/systemd/system/drkit.timer', 'drkit.timer enabled');
   t.equal(await readlink('/etc/systemd/system/multi-user.target.wants/drkit-post-restore.service').catch(() => ''), '/lib/systemd/system/drkit-post-restore.service', 'drkit-post-restore.service enabled');
+  t.equal(await readlink('/etc/systemd/system/multi-user.target.wants/drkit-restore-check.service').catch(() => ''), '/lib/systemd/system/drkit-restore-check.service', 'drkit-restore-check.service enabled (says so at boot when a full restore was cut short)');
   // (Not drkit-post-restore.service: its program, /etc/postinst.d/post.restore, comes with `drkit initrd install`.)
   const verify = await sh('systemd-analyze', ['verify', '--man=no', '/lib/systemd/system/drkit.timer', '/lib/systemd/system/drkit-report.timer']);
   t.equal(verify.code, 0, `systemd-analyze verify accepts the timers and their services ${verify.stderr}`);
@@ -409,17 +410,18 @@ t.test('drkit initrd install on a machine with the package: the hook, boot scrip
   const sb = await makeSandbox(t);
   const root = sb.root.mnt;
   // The package's files, as dpkg put them.
-  const packaged = ['usr/share/initramfs-tools/hooks/drkit', 'usr/share/initramfs-tools/scripts/local-premount/drkit-restore', 'lib/systemd/system/drkit-post-restore.service'];
+  const packaged = ['usr/share/initramfs-tools/hooks/drkit', 'usr/share/initramfs-tools/scripts/local-premount/drkit-restore', 'lib/systemd/system/drkit-post-restore.service', 'lib/systemd/system/drkit-restore-check.service'];
   for (const f of packaged) {
     await mkdir(path.dirname(path.join(root, f)), { recursive: true });
     await writeFile(path.join(root, f), '# the package\'s\n', { mode: 0o755 });
   }
   const res = await installInitrd(sb.cfg, { updateInitramfs: false, grubTarget: 'none' });
-  for (const f of ['etc/initramfs-tools/hooks/drkit', 'etc/initramfs-tools/scripts/local-premount/drkit-restore', 'etc/systemd/system/drkit-post-restore.service']) {
+  for (const f of ['etc/initramfs-tools/hooks/drkit', 'etc/initramfs-tools/scripts/local-premount/drkit-restore', 'etc/systemd/system/drkit-post-restore.service', 'etc/systemd/system/drkit-restore-check.service']) {
     t.notOk(await exists(path.join(root, f)), `no /${f} to shadow the package's`);
   }
   for (const f of packaged) t.equal(await readFile(path.join(root, f), 'utf8'), '# the package\'s\n', `/${f} untouched`);
   t.equal((await stat(path.join(root, 'etc/postinst.d/post.restore'))).mode & 0o777, 0o644, 'post.restore installed (not a package file: its x-bit is the pending flag)');
   t.equal(await readlink(path.join(root, 'etc/systemd/system/multi-user.target.wants/drkit-post-restore.service')), '/lib/systemd/system/drkit-post-restore.service', "the enablement link points at the package's unit");
+  t.equal(await readlink(path.join(root, 'etc/systemd/system/multi-user.target.wants/drkit-restore-check.service')), '/lib/systemd/system/drkit-restore-check.service', 'and so does the restore check\'s');
   t.ok(res.installed.includes(path.join(root, 'etc/drkit/initrd.conf')), 'the settings are written');
 });

@@ -4,6 +4,7 @@ import { commandLogger, loadConfigOrExit } from './context.js';
 import { CliError, EXIT } from './exit.js';
 import type { Config } from '../config/types.js';
 import type { RunRecord } from '../state/state.js';
+import type { FoundRecord } from '../restore/unfinished.js';
 
 export function parseNow(now: string | undefined): Date {
   if (now === undefined) return new Date();
@@ -23,6 +24,7 @@ export async function cronCommand(g: GlobalOptions, o: { now?: string }): Promis
   });
   if (!cfg) return;
   const now = parseNow(o.now);
+  if (await cronHalfRestored(cfg, g, now)) return;
   const { viewDue } = await import('../schedule/decide.js');
   const { decision, stateProblem, history } = await viewDue(cfg, now);
   if (stateProblem) process.stderr.write(`drkit: ${stateProblem}\n`);
@@ -33,8 +35,39 @@ export async function cronCommand(g: GlobalOptions, o: { now?: string }): Promis
   await cronDrill(cfg, g, now, o.now !== undefined);
 }
 
+/**
+ * A full restore was cut short (its record exists): no backup, no drill; exit 1, and the alert (syslog,
+ * mail and this message on stderr, which cron mails) once, not every hour. Returns true when it handled
+ * the call. While a restore is running (it holds the run lock) the record is expected: say nothing.
+ */
+async function cronHalfRestored(cfg: Config, g: GlobalOptions, now: Date, known?: FoundRecord): Promise<boolean> {
+  const { readUnfinished, unfinishedLine } = await import('../restore/unfinished.js');
+  const found = known ?? (await readUnfinished(cfg));
+  // The run log only: what reaches stderr (and so cron's mail) is decided below, once.
+  const { createLogger } = await import('../report/log.js');
+  const log = createLogger({ logDir: cfg.paths.logDir, tag: 'cron' });
+  try {
+    const { closeHalfRestored, noteHalfRestored } = await import('../report/alerts.js');
+    if (!found) {
+      await closeHalfRestored(cfg, log).catch((err: Error) => log.warn(`alert state: ${err.message}`));
+      return false;
+    }
+    const { liveLockOwner } = await import('../state/lock.js');
+    if (!known && (await liveLockOwner(cfg.paths.lock))) return true;
+    const line = `${unfinishedLine(found)}. No backup is made of a half-restored home.`;
+    log.error(line);
+    const raised = await noteHalfRestored(cfg, line, found.record?.started ?? now.toISOString(), log, now);
+    if (raised || g.verbose) process.stderr.write(`drkit: ${line}${raised ? ' (this is said once; drkit cron keeps refusing with exit code 1 until then)' : ''}\n`);
+    process.exitCode = EXIT.failed;
+    return true;
+  } finally {
+    await log.close();
+  }
+}
+
 async function cronBackup(cfg: Config, g: GlobalOptions, now: Date, fixedNow: boolean, reason: string): Promise<void> {
   const { LockBusyError } = await import('../state/lock.js');
+  const { HalfRestoredError } = await import('../restore/unfinished.js');
   // Quiet on success (cron would mail it); errors reach stderr and so cron's mail.
   const log = commandLogger(cfg, { ...g, quiet: !g.verbose }, `cron`);
   try {
@@ -45,6 +78,11 @@ async function cronBackup(cfg: Config, g: GlobalOptions, now: Date, fixedNow: bo
   } catch (err) {
     // Another run holds the lock: it is doing the work; say nothing.
     if (err instanceof LockBusyError) return;
+    // A restore was cut short between our first look and the lock.
+    if (err instanceof HalfRestoredError) {
+      await cronHalfRestored(cfg, g, now, err.found);
+      return;
+    }
     throw err;
   } finally {
     await log.close();
@@ -93,6 +131,7 @@ export async function backupCommand(g: GlobalOptions, o: { progress: boolean; fo
   const cfg = await loadConfigOrExit(g);
   const log = commandLogger(cfg, g, 'backup');
   const { LockBusyError } = await import('../state/lock.js');
+  const { HalfRestoredError } = await import('../restore/unfinished.js');
   try {
     const { backupRun } = await import('../pipeline/run.js');
     const r = await backupRun(cfg, { log, progress: o.progress && process.stderr.isTTY, force: o.force });
@@ -102,6 +141,14 @@ export async function backupCommand(g: GlobalOptions, o: { progress: boolean; fo
     process.stdout.write(`${m.id}: level ${m.level}, ${m.bytes} bytes, ${where}${m.verified ? `, verified ${m.verified.ok ? 'ok' : 'FAILED'}` : ''}\n`);
   } catch (err) {
     if (err instanceof LockBusyError) throw new CliError(err.message, EXIT.failed);
+    if (err instanceof HalfRestoredError) {
+      // Said on stderr by the CLI; the run log gets it too.
+      const { createLogger } = await import('../report/log.js');
+      const file = createLogger({ logDir: cfg.paths.logDir, tag: 'backup' });
+      file.error(err.message);
+      await file.close();
+      throw new CliError(err.message, EXIT.failed);
+    }
     throw err;
   } finally {
     await log.close();

@@ -67,7 +67,7 @@ export async function restoreCommand(g: GlobalOptions, o: RestoreCliOptions): Pr
     });
     if (lock.warning) log.warn(lock.warning);
     try {
-      await fullRestore(cfg, { target, chain, log, progress: o.progress && process.stderr.isTTY });
+      await fullRestore(cfg, { target, chain, log, progress: o.progress && process.stderr.isTTY, by: 'restore', source: target.display });
     } catch (err) {
       throw new CliError((err as Error).message, EXIT.failed);
     } finally {

@@ -15,6 +15,8 @@ export interface Status {
   /** Open alerts (stale, failing, drill) and the last restore drill, from the report state. */
   alerts: { kind: string; since: string; detail: string }[];
   lastDrill: { at: string; status: string; rtoSeconds?: number; error?: string } | null;
+  /** A full restore was cut short (restore/unfinished.ts): home holds part of the data, backups are refused. */
+  halfRestored: { since: string | null; message: string; by?: string; source?: string; chain?: string[]; device?: string; files: string[] } | null;
 }
 
 export async function statusCommand(g: GlobalOptions, o: { json?: boolean; now?: string }): Promise<void> {
@@ -41,6 +43,9 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean; now?:
   const { readReportState, reportStateFile } = await import('../state/report-state.js');
   const rs = await readReportState(reportStateFile(cfg.paths.state));
   const drill = rs.drills.filter((d) => d.status !== 'running').at(-1);
+  const { readUnfinished, unfinishedLine } = await import('../restore/unfinished.js');
+  const unfinished = await readUnfinished(cfg);
+  const u = unfinished?.record;
   const s: Status = {
     host: cfg.host,
     lastSuccess: success
@@ -54,12 +59,17 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean; now?:
     lastDrill: drill
       ? { at: drill.end ?? drill.start, status: drill.status, ...(drill.rtoSeconds !== undefined ? { rtoSeconds: Math.round(drill.rtoSeconds) } : {}), ...(drill.error ? { error: drill.error } : {}) }
       : null,
+    halfRestored: unfinished
+      ? { since: u?.started ?? null, message: unfinishedLine(unfinished), ...(u ? { by: u.by, source: u.source, chain: u.chain, device: u.device } : {}), files: unfinished.files }
+      : null,
   };
   if (o.json) {
     process.stdout.write(JSON.stringify(s, null, 2) + '\n');
     return;
   }
   const lines = [
+    // First and loud: nothing else on this screen matters as much.
+    ...(s.halfRestored ? [`WARNING:       HOME IS HALF-RESTORED: ${s.halfRestored.message}; backups are refused until then`] : []),
     `host:          ${s.host}`,
     `last success:  ${s.lastSuccess ? `${s.lastSuccess.at} (${s.lastSuccess.ageHours} h ago), ${s.lastSuccess.dumpId} level ${s.lastSuccess.level}${s.lastSuccess.freezeWindowMs !== undefined ? `, applications frozen ${s.lastSuccess.freezeWindowMs} ms` : ''}` : 'never'}`,
     `last run:      ${s.lastRun ? `${s.lastRun.start} ${s.lastRun.status}${s.lastRun.error ? `: ${s.lastRun.error}` : ''}` : 'none'}`,

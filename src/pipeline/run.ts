@@ -8,6 +8,7 @@ import { appendRun, markCrashed, readState, StateCorruptError, updateRun, writeS
 import type { Logger } from '../report/log.js';
 import { runBackup, type BackupResult } from './backup.js';
 import { reportRun } from '../report/notify.js';
+import { refuseIfHalfRestored } from '../restore/unfinished.js';
 
 export interface RunOptions {
   log: Logger;
@@ -23,6 +24,9 @@ export async function backupRun(cfg: Config, opts: RunOptions): Promise<RunOutco
   const { log } = opts;
   const now = opts.now ?? (() => new Date());
   return underLock(cfg, log, 'run', async (signal) => {
+    // Under the lock, so a restore running now (it holds the lock) is not taken for one cut short. Not
+    // recorded as a run: nothing was attempted, and the refusal is reported by the callers.
+    await refuseIfHalfRestored(cfg);
     const record: RunRecord = { id: randomUUID(), kind: 'backup', start: now().toISOString(), status: 'running', pid: process.pid, target: cfg.dump.target };
     await prepareState(cfg, log);
     await appendRun(cfg.paths.state, record);

@@ -137,3 +137,45 @@ export async function noteDrillOutcome(cfg: Config, d: DrillRecord, log: Logger,
   ].join('\n');
   await t.mail(ok ? `restores work again: drill passed` : line, body);
 }
+
+/**
+ * The hourly `drkit cron` finds the unfinished-restore record (restore/unfinished.ts): home is
+ * half-restored, and backups are refused. Syslog and mail once (the alert stays open while the record
+ * exists); returns true when the alert was raised now. An undelivered mail is not recorded, so the next
+ * call tries again, as for the stale alert.
+ */
+export async function noteHalfRestored(cfg: Config, line: string, since: string, log: Logger, now: Date): Promise<boolean> {
+  const file = reportStateFile(cfg.paths.state);
+  if ((await readReportState(file)).alerts.restore) return false;
+  const t = tell(cfg, log);
+  await t.syslog('err', `HALF-RESTORED: ${line}`);
+  const mailed = await t.mail(
+    'HOME IS HALF-RESTORED: backups are refused',
+    [
+      line,
+      '',
+      'A full restore (drkit wizard or drkit restore) was cut short by a power loss, a reset or a kill. Home holds',
+      'only part of the data; services may be running on it. No backup is made until a restore completes',
+      '(a half-restored home must not become the newest dump, nor may retention prune the good ones for it).',
+      '',
+      'Run `drkit wizard` (or `drkit restore --yes-destroy-home`) again: it reformats home and starts over.',
+      'This alert is sent once.',
+      `Details: drkit status, ${cfg.paths.logDir}/drkit.log`,
+    ].join('\n'),
+  );
+  if (!mailed && cfg.report.mailTo.length) return false;
+  await updateReportState(cfg.paths.state, (s) => {
+    s.alerts.restore ??= { since, sentAt: now.toISOString(), detail: line };
+  });
+  return true;
+}
+
+/** The record is gone (a restore completed): close the alert, with a syslog line. */
+export async function closeHalfRestored(cfg: Config, log: Logger): Promise<void> {
+  const file = reportStateFile(cfg.paths.state);
+  if (!(await readReportState(file)).alerts.restore) return;
+  await updateReportState(cfg.paths.state, (s) => {
+    delete s.alerts.restore;
+  });
+  await tell(cfg, log).syslog('info', 'home is restored completely again: backups resume');
+}

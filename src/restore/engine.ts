@@ -1,7 +1,7 @@
 // Full restore of the home filesystem: stop services, make sure nothing else holds /home, unmount it,
 // reformat it (same label and UUID), restore the chain of dumps, and leave the markers that make the next
 // boot put / and /boot back (initrd hook) and run the module restores (post.restore).
-import { chmod, mkdir, stat, writeFile, access, realpath } from 'node:fs/promises';
+import { chmod, mkdir, stat, access, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/types.js';
 import type { Target } from '../target/target.js';
@@ -13,6 +13,9 @@ import { identify, mkfsXfs } from '../exec/mkfs.js';
 import { holdersOf } from './busy.js';
 import { restoreChain, type ChainRestoreOptions } from './chain.js';
 import { progressLine } from '../dump/progress.js';
+import { writeFileAtomic } from '../state/atomic.js';
+import { syncFilesystem } from '../exec/sync.js';
+import { clearUnfinished, readUnfinished, syncFile, withdrawMarkers, writeUnfinished } from './unfinished.js';
 
 export const RESTORE_SPOOL_MARKER = '.restorespool';
 export const RESTORE_SYSTEM_MARKER = '.restoresystem';
@@ -53,6 +56,9 @@ export interface FullRestoreOptions {
   signal?: AbortSignal;
   /** Ask a person for the next tape of a chain (the wizard); without it, a wrong tape fails the restore. */
   askForMedium?: ChainRestoreOptions['askForMedium'];
+  /** For the unfinished-restore record: who runs it ('wizard', 'restore') and where the dumps come from. */
+  by?: string;
+  source?: string;
 }
 
 export interface FullRestoreResult {
@@ -92,15 +98,38 @@ export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<F
     return { entry: m, table };
   });
 
-  const device = await step('find-device', 'identifying the home device', () => resolveHomeDevice(cfg, mounted.table));
+  // A restore cut short before (power cut, kill -9): its record names the device and the label and UUID
+  // home had, which a half-made filesystem may no longer show (and fstab may mount home by them).
+  const before = (await readUnfinished(cfg))?.record;
+  if (before) log.warn(`a full restore started ${before.started} (${before.chain.join(' -> ')} onto ${before.device}) was cut short: home is half-restored; restoring it again from scratch`);
+  const device = await step('find-device', 'identifying the home device', () => resolveHomeDevice(cfg, mounted.table, before?.device));
 
-  const identity = await identify(device);
-  log.info(`home device ${device}: ${identity.type ?? 'no filesystem'}, label ${identity.label ?? '-'}, UUID ${identity.uuid ?? '-'}`);
+  const found = await identify(device);
+  const sameDevice = before && (await realpath(before.device).catch(() => before.device)) === device;
+  const identity = sameDevice ? { type: found.type, label: before.label, uuid: before.uuid } : found;
+  log.info(`home device ${device}: ${found.type ?? 'no filesystem'}, label ${identity.label ?? '-'}, UUID ${identity.uuid ?? '-'}${sameDevice ? ' (as recorded by the restore that was cut short)' : ''}`);
+  const keepUuid = sameDevice ? before.uuid : identity.type === 'xfs' ? identity.uuid : undefined;
 
   if (mounted.entry) await step('unmount', `unmounting ${home}`, () => umount(home));
-  await step('format', `formatting ${device} as XFS (label ${identity.label ?? 'none'}, UUID kept)`, () =>
-    mkfsXfs(device, { label: identity.label, uuid: identity.type === 'xfs' ? identity.uuid : undefined }),
-  );
+  await step('format', `formatting ${device} as XFS (label ${identity.label ?? 'none'}, UUID kept)`, async () => {
+    // Before the first byte changes, and durably: from here until the markers are set, a power cut leaves
+    // a half-restored home, and every part of drkit (and the next boot) must be able to tell.
+    const files = await writeUnfinished(cfg, {
+      format: 1,
+      started: new Date().toISOString(),
+      host: cfg.host,
+      pid: process.pid,
+      by: o.by ?? 'restore',
+      source: o.source ?? o.target.display,
+      chain: o.chain.map((m) => m.id),
+      device,
+      ...(identity.label ? { label: identity.label } : {}),
+      ...(keepUuid ? { uuid: keepUuid } : {}),
+    });
+    log.info(`recorded the restore as unfinished until it completes: ${files.join(', ')}`);
+    for (const w of await withdrawMarkers(cfg, RESTORE_SYSTEM_MARKER)) log.info(`withdrew the marker of an earlier restore: ${w}`);
+    await mkfsXfs(device, { label: identity.label, uuid: keepUuid });
+  });
   await step('mount', `mounting ${device} at ${home}`, async () => {
     await mkdir(home, { recursive: true });
     await mount(device, home, 'xfs', mounted.entry?.options);
@@ -117,7 +146,14 @@ export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<F
     }),
   );
 
-  const markers = await step('markers', 'setting the markers for the next boot', () => setMarkers(cfg, log));
+  const markers = await step('markers', 'setting the markers for the next boot', async () => {
+    // The restored data must be on the disk before the record says the restore is complete.
+    await syncFilesystem(home);
+    const made = await setMarkers(cfg, log);
+    await clearUnfinished(cfg);
+    log.info('home is completely restored: the unfinished-restore record is removed');
+    return made;
+  });
   log.info(`restore complete. Reboot now: the initrd puts / and /boot back, then post.restore reinstalls GRUB and runs the module restores.`);
   return { device, markers };
 }
@@ -126,9 +162,10 @@ export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<F
  * The device a full restore formats: what is mounted at home, else [restore] home_device; a real block
  * device, and never one the engine must refuse. Shared with the wizard, which shows it before asking.
  */
-export async function resolveHomeDevice(cfg: Config, table: MountInfo[]): Promise<string> {
+export async function resolveHomeDevice(cfg: Config, table: MountInfo[], recorded?: string): Promise<string> {
   const home = cfg.paths.home;
-  const named = table.find((m) => m.target === home)?.source ?? cfg.restore.homeDevice;
+  // `recorded`: the device of a restore that was cut short (its XFS may be too broken to be mounted).
+  const named = table.find((m) => m.target === home)?.source ?? cfg.restore.homeDevice ?? recorded;
   if (!named) throw new Error(`${home} is not mounted and [restore] home_device is not set in ${cfg.file}: cannot tell which device to format`);
   const real = await realpath(named).catch(() => {
     throw new Error(`the home device ${named} does not exist`);
@@ -161,7 +198,8 @@ export async function setMarkers(cfg: Config, log: Logger): Promise<string[]> {
   const made: string[] = [];
   const touch = async (p: string) => {
     await mkdir(path.dirname(p), { recursive: true });
-    await writeFile(p, `${new Date().toISOString()}\n`);
+    // Durable (fsync of the file and its folder): the unfinished-restore record is removed right after.
+    await writeFileAtomic(p, `${new Date().toISOString()}\n`);
     made.push(p);
     log.info(`marker ${p}`);
   };
@@ -176,6 +214,7 @@ export async function setMarkers(cfg: Config, log: Logger): Promise<string[]> {
     if (!(await exists(p))) continue;
     const st = await stat(p);
     await chmod(p, st.mode | 0o111);
+    await syncFile(p);
     made.push(`${p} (+x)`);
   }
   return made;

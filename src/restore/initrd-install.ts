@@ -83,6 +83,8 @@ const RECREATABLE = ['xfs', 'ext2', 'ext3', 'ext4'];
 const PACKAGE_DIR = fileURLToPath(new URL('../../../', import.meta.url));
 
 const UNIT = 'drkit-post-restore.service';
+/** Says on the console and in the journal that a full restore was cut short (restore/unfinished.ts). */
+const CHECK_UNIT = 'drkit-restore-check.service';
 /**
  * `packaged`: where the Debian package puts that file. When it is there, dpkg keeps it current and enables
  * the unit, so no copy goes to /etc, where it would shadow the package's next version.
@@ -99,6 +101,7 @@ const INSTALL: { from: string; to: string; mode: number; packaged?: string }[] =
   // Never a package's file, for that reason: dpkg would reset the mode on an upgrade.
   { from: 'postinst/post.restore', to: 'etc/postinst.d/post.restore', mode: 0o644 },
   { from: `postinst/${UNIT}`, to: `etc/systemd/system/${UNIT}`, mode: 0o644, packaged: `lib/systemd/system/${UNIT}` },
+  { from: `postinst/${CHECK_UNIT}`, to: `etc/systemd/system/${CHECK_UNIT}`, mode: 0o644, packaged: `lib/systemd/system/${CHECK_UNIT}` },
 ];
 
 export function settingsPath(cfg: Config): string {
@@ -114,10 +117,11 @@ export async function installInitrd(cfg: Config, opts: InitrdInstallOptions = {}
   const settingsFile = settingsPath(cfg);
   await writeAtomic(settingsFile, renderSettings(settings, new Date()), 0o644);
   const installed = [settingsFile];
-  let unitLink = `../${UNIT}`;
+  const unitLinks: Record<string, string> = { [UNIT]: `../${UNIT}`, [CHECK_UNIT]: `../${CHECK_UNIT}` };
   for (const f of INSTALL) {
     if (f.packaged && (await stat(path.join(cfg.paths.root, f.packaged)).catch(() => undefined))) {
-      if (f.to.endsWith(UNIT)) unitLink = `/${f.packaged}`;
+      const unit = path.basename(f.to);
+      if (unit in unitLinks) unitLinks[unit] = `/${f.packaged}`;
       continue;
     }
     const dest = path.join(cfg.paths.root, f.to);
@@ -127,10 +131,12 @@ export async function installInitrd(cfg: Config, opts: InitrdInstallOptions = {}
     installed.push(dest);
   }
   // What `systemctl enable` does, done by hand so that it also works on a root that is not running.
-  const wants = path.join(cfg.paths.root, 'etc/systemd/system/multi-user.target.wants', UNIT);
-  await mkdir(path.dirname(wants), { recursive: true });
-  if (!(await lstat(wants).catch(() => undefined))) await symlink(unitLink, wants);
-  installed.push(wants);
+  for (const [unit, link] of Object.entries(unitLinks)) {
+    const wants = path.join(cfg.paths.root, 'etc/systemd/system/multi-user.target.wants', unit);
+    await mkdir(path.dirname(wants), { recursive: true });
+    if (!(await lstat(wants).catch(() => undefined))) await symlink(link, wants);
+    installed.push(wants);
+  }
   if (update) await updateInitramfs();
   return { settingsFile, settings, installed, initramfsUpdated: update };
 }

@@ -8,6 +8,7 @@ import type { Config } from '../config/types.js';
 import { mounts } from '../exec/mount.js';
 import { identify, type FsIdentity } from '../exec/mkfs.js';
 import { resolveHomeDevice } from './engine.js';
+import { readUnfinished } from './unfinished.js';
 
 export interface HomeDevice {
   /** The block device, symlinks resolved. */
@@ -22,7 +23,8 @@ export async function describeHome(cfg: Config): Promise<HomeDevice> {
   const home = cfg.paths.home;
   const table = await mounts();
   const entry = table.find((m) => m.target === home);
-  const device = await resolveHomeDevice(cfg, table);
+  // After a restore cut short, home may be unmountable: the record names the device it was rewriting.
+  const device = await resolveHomeDevice(cfg, table, (await readUnfinished(cfg))?.record?.device);
   let mounted: HomeDevice['mounted'];
   if (entry) {
     const s = await statfs(home);

@@ -15,6 +15,7 @@ import { describeHome, type HomeDevice } from './wizard-home.js';
 import { Interrupted, LineConsole } from './wizard-console.js';
 import { checkFirstMedium, mediaOf } from './media.js';
 import { WrongMediumError } from '../target/target.js';
+import { readUnfinished, type FoundRecord } from './unfinished.js';
 
 export interface WizardIo {
   input: Readable;
@@ -69,6 +70,8 @@ async function choose(cfg: Config, con: LineConsole, search: SourceSearch): Prom
     con.say('This restores the home filesystem from a backup. Nothing is changed until you type the host name');
     con.say('to confirm. Ctrl-C (or q) at any question aborts.');
     con.say();
+    const unfinished = await readUnfinished(cfg);
+    if (unfinished) showUnfinished(con, unfinished);
     con.say(`Looking for dumps of ${cfg.host} ...`);
     const found = await untilInterrupted(findSources(cfg, search), interrupted.signal);
     const usable = showSources(con, cfg, found);
@@ -78,7 +81,7 @@ async function choose(cfg: Config, con: LineConsole, search: SourceSearch): Prom
     }
     const source = usable[(await pickNumber(con, 'Source', usable.length)) - 1]!;
 
-    const choices = showDumps(con, cfg, source);
+    const choices = showDumps(con, cfg, source, unfinished?.record?.chain.at(-1));
     let chain: Manifest[];
     for (;;) {
       const c = choices[(await pickNumber(con, 'Dump', choices.length)) - 1]!;
@@ -167,7 +170,7 @@ function showSources(con: LineConsole, cfg: Config, found: FoundSource[]): Reada
 }
 
 /** The dumps newest first, each with the chain it needs (or why that chain is incomplete). */
-function showDumps(con: LineConsole, cfg: Config, source: ReadableSource): Choice[] {
+function showDumps(con: LineConsole, cfg: Config, source: ReadableSource, cutShort?: string): Choice[] {
   const { dumps, broken } = source.catalog;
   const choices: Choice[] = [...dumps].reverse().map((manifest) => {
     try {
@@ -181,10 +184,27 @@ function showDumps(con: LineConsole, cfg: Config, source: ReadableSource): Choic
   for (const [i, c] of choices.entries()) {
     const m = c.manifest;
     const state = c.chain instanceof Error ? `  INCOMPLETE: ${c.chain.message}` : '';
-    con.say(`  ${String(i + 1).padStart(2)}) ${m.id}  ${when(m.started)}  level ${m.level}  ${humanBytes(m.bytes).padStart(10)}  ${verificationLabel(m)}${state}`);
+    const again = m.id === cutShort ? '  <- the restore that was cut short' : '';
+    con.say(`  ${String(i + 1).padStart(2)}) ${m.id}  ${when(m.started)}  level ${m.level}  ${humanBytes(m.bytes).padStart(10)}  ${verificationLabel(m)}${state}${again}`);
   }
   for (const b of broken) con.say(`   -  unreadable: ${b.object}: ${b.error}`);
   return choices;
+}
+
+/** First thing on the screen after a power cut (or kill) during a restore: home holds part of the data only. */
+function showUnfinished(con: LineConsole, f: FoundRecord): void {
+  const r = f.record;
+  con.say('WARNING: HOME IS HALF-RESTORED: a full restore was cut short (power loss, reset or killed).');
+  if (r) {
+    con.say(`  started     ${when(r.started)} (drkit ${r.by})`);
+    con.say(`  dump        ${r.chain.at(-1) ?? '?'}${r.chain.length > 1 ? ` (chain ${r.chain.join(' -> ')})` : ''} from ${r.source}`);
+    con.say(`  device      ${r.device}`);
+  } else {
+    con.say(`  (its record ${f.files.join(', ')} cannot be read)`);
+  }
+  con.say('Backups are refused until a restore completes. Restore again now: pick the source and dump below;');
+  con.say('the restore reformats home and starts over.');
+  con.say();
 }
 
 function showChain(con: LineConsole, chain: Manifest[]): void {
@@ -258,6 +278,8 @@ async function restore(cfg: Config, con: LineConsole, p: Picked, deps: WizardDep
       progress: deps.progress ?? true,
       progressOut: out,
       signal: stop.signal,
+      by: 'wizard',
+      source: p.source.label,
       // A chain on several tapes: the next one is asked for here, while the restore waits.
       askForMedium: (problem) =>
         askForTape(con, problem, 'q stops the restore').catch((err: Error) => {

@@ -6,7 +6,8 @@ import { readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from './atomic.js';
 
-export type AlertKind = 'stale' | 'failing' | 'drill';
+/** 'restore': a full restore was cut short and home is half-restored (restore/unfinished.ts). */
+export type AlertKind = 'stale' | 'failing' | 'drill' | 'restore';
 
 export interface OpenAlert {
   /** When the condition was first seen (ISO). */
