@@ -29,14 +29,15 @@ const blkid = (dev: string, tag: string) => spawnSync('blkid', ['-p', '-s', tag,
 const isMounted = (dir: string) => execFileSync('findmnt', ['-rn', '-o', 'TARGET'], { encoding: 'utf8' }).split('\n').includes(dir);
 const POST_RESTORE_BIN = (sb: Sandbox) => path.join(sb.root.mnt, 'etc/postinst.d/post.restore');
 
-/** Processes whose process group is `pgid`, by command name (from /proc: no ps needed). */
+/** Live processes whose process group is `pgid`, by command name (from /proc: no ps needed). */
 async function groupMembers(pgid: number): Promise<{ pid: number; comm: string }[]> {
   const out: { pid: number; comm: string }[] = [];
   for (const d of await readdir('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     const st = await readFile(`/proc/${d}/stat`, 'utf8').catch(() => '');
-    const m = /^\d+ \((.*)\) \S+ \d+ (\d+)/.exec(st);
-    if (m && Number(m[2]) === pgid) out.push({ pid: Number(d), comm: m[1]! });
+    const m = /^\d+ \((.*)\) (\S+) \d+ (\d+)/.exec(st);
+    // A zombie (Z) is dead already; only its parent's wait() is missing.
+    if (m && m[2] !== 'Z' && Number(m[3]) === pgid) out.push({ pid: Number(d), comm: m[1]! });
   }
   return out;
 }
@@ -52,26 +53,36 @@ async function findGroupLeader(words: string[]): Promise<number | undefined> {
 }
 
 /**
- * The power cut: wait until xfsrestore of group `pgid` has written `minBytes` into home, then SIGKILL the
- * whole group at once. Fails if the restore ended before it could be cut.
+ * The power cut: once xfsrestore of group `pgid` runs, the group is let run in short steps (SIGSTOP,
+ * look, SIGCONT for a moment) until xfsrestore has written `minBytes` into home, then the whole group is
+ * killed with SIGKILL at once, while stopped. Stepping makes the cut land mid-restore however fast or
+ * slow the machine is. Fails if the restore ended before it could be cut.
  */
 async function cutPowerDuringXfsrestore(t: Tap, pgid: number, home: string, minBytes: number): Promise<void> {
   const usedNow = () => statfs(home).then((s) => (s.blocks - s.bfree) * s.bsize).catch(() => 0);
-  // Measured from the moment xfsrestore appears: home is freshly formatted then.
-  let base: number | undefined;
-  for (let i = 0; i < 6000; i++) {
-    const members = await groupMembers(pgid);
-    if (!members.length) throw new Error(`the restore (group ${pgid}) ended before the power cut`);
-    if (members.some((m) => m.comm === 'xfsrestore')) {
-      base ??= await usedNow();
-      const used = await usedNow();
-      if (used - base >= minBytes) {
-        process.kill(-pgid, 'SIGKILL');
-        for (let j = 0; j < 100 && (await groupMembers(pgid)).length; j++) await sleep(50);
-        t.same(await groupMembers(pgid), [], `power cut: drkit and xfsrestore killed with SIGKILL after ${Math.round((used - base) / MiB)} MiB were restored`);
-        return;
+  let base: number | undefined; // home is freshly formatted when xfsrestore first shows up
+  for (let i = 0; i < 20000; i++) {
+    // Scanning /proc takes a while, and the group runs meanwhile: once xfsrestore was seen, only now and then.
+    if (base === undefined || i % 20 === 0) {
+      if (base !== undefined) process.kill(-pgid, 'SIGSTOP');
+      const members = await groupMembers(pgid);
+      if (!members.length) throw new Error(`the restore (group ${pgid}) ended before the power cut`);
+      if (!members.some((m) => m.comm === 'xfsrestore')) {
+        if (base !== undefined) throw new Error('xfsrestore ended before the power cut');
+        await sleep(5);
+        continue;
       }
     }
+    process.kill(-pgid, 'SIGSTOP');
+    base ??= await usedNow();
+    const used = await usedNow();
+    if (used - base >= minBytes) {
+      process.kill(-pgid, 'SIGKILL');
+      for (let j = 0; j < 100 && (await groupMembers(pgid)).length; j++) await sleep(50);
+      t.same(await groupMembers(pgid), [], `power cut: drkit and xfsrestore killed with SIGKILL after ${Math.round((used - base) / MiB)} MiB were restored`);
+      return;
+    }
+    process.kill(-pgid, 'SIGCONT');
     await sleep(20);
   }
   throw new Error('xfsrestore never got far enough for the power cut');
@@ -157,7 +168,7 @@ t.test('drkit restore cut by a power cut during xfsrestore; home then unmountabl
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   const closed = new Promise((r) => child.on('close', r));
-  await cutPowerDuringXfsrestore(t, child.pid!, sb.home.mnt, 16 * MiB).catch((e: Error) => {
+  await cutPowerDuringXfsrestore(t, child.pid!, sb.home.mnt, 8 * MiB).catch((e: Error) => {
     throw new Error(`${e.message}; drkit restore said:\n${err}`);
   });
   await closed;
@@ -248,7 +259,7 @@ t.test('the wizard cut by a power cut during xfsrestore; home still mounted half
     if (!pgid) await sleep(50);
   }
   t.ok(pgid, 'the wizard process found');
-  await cutPowerDuringXfsrestore(t, pgid!, sb.home.mnt, 16 * MiB);
+  await cutPowerDuringXfsrestore(t, pgid!, sb.home.mnt, 8 * MiB);
   pty.kill();
   await pty.exit;
   t.notMatch(pty.screen(), /Restore complete|RESTORE FAILED/, 'it never got to say anything more');

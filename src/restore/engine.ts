@@ -15,7 +15,7 @@ import { restoreChain, type ChainRestoreOptions } from './chain.js';
 import { progressLine } from '../dump/progress.js';
 import { writeFileAtomic } from '../state/atomic.js';
 import { syncFilesystem } from '../exec/sync.js';
-import { clearUnfinished, readUnfinished, syncFile, withdrawMarkers, writeUnfinished } from './unfinished.js';
+import { clearUnfinished, readUnfinished, recordedDevice, syncFile, withdrawMarkers, writeUnfinished } from './unfinished.js';
 
 export const RESTORE_SPOOL_MARKER = '.restorespool';
 export const RESTORE_SYSTEM_MARKER = '.restoresystem';
@@ -102,10 +102,12 @@ export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<F
   // home had, which a half-made filesystem may no longer show (and fstab may mount home by them).
   const before = (await readUnfinished(cfg))?.record;
   if (before) log.warn(`a full restore started ${before.started} (${before.chain.join(' -> ')} onto ${before.device}) was cut short: home is half-restored; restoring it again from scratch`);
-  const device = await step('find-device', 'identifying the home device', () => resolveHomeDevice(cfg, mounted.table, before?.device));
+  const recordedName = recordedDevice(before);
+  const device = await step('find-device', 'identifying the home device', () => resolveHomeDevice(cfg, mounted.table, recordedName));
+  const deviceName = homeDeviceName(cfg, mounted.table, recordedName) ?? device;
 
   const found = await identify(device);
-  const sameDevice = before && (await realpath(before.device).catch(() => before.device)) === device;
+  const sameDevice = before && (await realpath(recordedName!).catch(() => recordedName)) === device;
   const identity = sameDevice ? { type: found.type, label: before.label, uuid: before.uuid } : found;
   log.info(`home device ${device}: ${found.type ?? 'no filesystem'}, label ${identity.label ?? '-'}, UUID ${identity.uuid ?? '-'}${sameDevice ? ' (as recorded by the restore that was cut short)' : ''}`);
   const keepUuid = sameDevice ? before.uuid : identity.type === 'xfs' ? identity.uuid : undefined;
@@ -123,6 +125,7 @@ export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<F
       source: o.source ?? o.target.display,
       chain: o.chain.map((m) => m.id),
       device,
+      deviceName,
       ...(identity.label ? { label: identity.label } : {}),
       ...(keepUuid ? { uuid: keepUuid } : {}),
     });
@@ -164,8 +167,7 @@ export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<F
  */
 export async function resolveHomeDevice(cfg: Config, table: MountInfo[], recorded?: string): Promise<string> {
   const home = cfg.paths.home;
-  // `recorded`: the device of a restore that was cut short (its XFS may be too broken to be mounted).
-  const named = table.find((m) => m.target === home)?.source ?? cfg.restore.homeDevice ?? recorded;
+  const named = homeDeviceName(cfg, table, recorded);
   if (!named) throw new Error(`${home} is not mounted and [restore] home_device is not set in ${cfg.file}: cannot tell which device to format`);
   const real = await realpath(named).catch(() => {
     throw new Error(`the home device ${named} does not exist`);
@@ -173,6 +175,15 @@ export async function resolveHomeDevice(cfg: Config, table: MountInfo[], recorde
   if (!(await stat(real)).isBlockDevice()) throw new Error(`the home device ${named} is not a block device`);
   await refuseDevice(real, table, home);
   return real;
+}
+
+/**
+ * The name the home device goes by, before symlinks are resolved: home's mount source, else [restore]
+ * home_device, else `recorded`, the name a restore that was cut short recorded (its XFS may be too broken to
+ * be mounted). A name (/dev/mapper/vg0-home), not the resolved node (/dev/dm-3, renumbered at each boot).
+ */
+export function homeDeviceName(cfg: Config, table: MountInfo[], recorded?: string): string | undefined {
+  return table.find((m) => m.target === cfg.paths.home)?.source ?? cfg.restore.homeDevice ?? recorded;
 }
 
 /** Never the root device, never a device mounted anywhere but home. */

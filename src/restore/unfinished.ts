@@ -35,8 +35,11 @@ export interface UnfinishedRestore {
   source: string;
   /** The chain, full dump first. */
   chain: string[];
-  /** The home device being rewritten, and the identity it must keep (fstab may name it by UUID or label). */
+  /** The home device being rewritten (resolved), the name it was found by (stable across boots, e.g.
+   * /dev/mapper/vg0-home, where /dev/dm-N is not), and the identity it must keep (fstab may name it by UUID
+   * or label). */
   device: string;
+  deviceName?: string;
   label?: string;
   uuid?: string;
 }
@@ -96,11 +99,16 @@ function parse(text: string): UnfinishedRestore | undefined {
   }
 }
 
+/** The name to find the device by after a reboot. */
+export function recordedDevice(r: UnfinishedRestore | undefined): string | undefined {
+  return r ? (r.deviceName ?? r.device) : undefined;
+}
+
 /** The one line every place says it with (cron, backup, status, wizard). */
 export function unfinishedLine(f: FoundRecord): string {
   const r = f.record;
   const since = r ? r.started : 'an unknown time';
-  const what = r ? ` (${r.chain.at(-1) ?? '?'} from ${r.source} onto ${r.device}, by drkit ${r.by})` : ` (record ${f.files.join(', ')} unreadable)`;
+  const what = r ? ` (${r.chain.at(-1) ?? '?'} from ${r.source} onto ${recordedDevice(r)}, by drkit ${r.by})` : ` (record ${f.files.join(', ')} unreadable)`;
   return `home is half-restored since ${since}: a full restore was cut short${what}; run \`drkit wizard\` (or drkit restore) again`;
 }
 

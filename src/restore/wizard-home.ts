@@ -8,7 +8,7 @@ import type { Config } from '../config/types.js';
 import { mounts } from '../exec/mount.js';
 import { identify, type FsIdentity } from '../exec/mkfs.js';
 import { resolveHomeDevice } from './engine.js';
-import { readUnfinished } from './unfinished.js';
+import { readUnfinished, recordedDevice } from './unfinished.js';
 
 export interface HomeDevice {
   /** The block device, symlinks resolved. */
@@ -24,7 +24,7 @@ export async function describeHome(cfg: Config): Promise<HomeDevice> {
   const table = await mounts();
   const entry = table.find((m) => m.target === home);
   // After a restore cut short, home may be unmountable: the record names the device it was rewriting.
-  const device = await resolveHomeDevice(cfg, table, (await readUnfinished(cfg))?.record?.device);
+  const device = await resolveHomeDevice(cfg, table, recordedDevice((await readUnfinished(cfg))?.record));
   let mounted: HomeDevice['mounted'];
   if (entry) {
     const s = await statfs(home);

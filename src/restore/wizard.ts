@@ -198,7 +198,7 @@ function showUnfinished(con: LineConsole, f: FoundRecord): void {
   if (r) {
     con.say(`  started     ${when(r.started)} (drkit ${r.by})`);
     con.say(`  dump        ${r.chain.at(-1) ?? '?'}${r.chain.length > 1 ? ` (chain ${r.chain.join(' -> ')})` : ''} from ${r.source}`);
-    con.say(`  device      ${r.device}`);
+    con.say(`  device      ${r.deviceName && r.deviceName !== r.device ? `${r.deviceName} (${r.device})` : r.device}`);
   } else {
     con.say(`  (its record ${f.files.join(', ')} cannot be read)`);
   }
