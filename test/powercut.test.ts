@@ -53,30 +53,25 @@ async function findGroupLeader(words: string[]): Promise<number | undefined> {
 }
 
 /**
- * The power cut: once xfsrestore of group `pgid` runs, the group is let run in short steps (SIGSTOP,
- * look, SIGCONT for a moment) until xfsrestore has written `minBytes` into home, then the whole group is
- * killed with SIGKILL at once, while stopped. Stepping makes the cut land mid-restore however fast or
- * slow the machine is. Fails if the restore ended before it could be cut.
+ * The power cut. When drkit says it starts restoring (`started()`), its process group is stopped
+ * (SIGSTOP) and from then on let run in short steps (SIGCONT, 20 ms, SIGSTOP, look) until xfsrestore runs
+ * and has written `minBytes` into home; then the whole group is killed with SIGKILL at once, while
+ * stopped. Stepping makes the cut land mid-restore however fast or slow (or busy) the machine is; the look
+ * (a scan of /proc) happens while nothing of the group runs. Fails if the restore ended before the cut.
  */
-async function cutPowerDuringXfsrestore(t: Tap, pgid: number, home: string, minBytes: number): Promise<void> {
+async function cutPowerDuringXfsrestore(t: Tap, pgid: number, home: string, minBytes: number, started: () => boolean): Promise<void> {
   const usedNow = () => statfs(home).then((s) => (s.blocks - s.bfree) * s.bsize).catch(() => 0);
-  let base: number | undefined; // home is freshly formatted when xfsrestore first shows up
+  for (let i = 0; !started(); i++) {
+    if (i > 60000) throw new Error('the restore never started');
+    await sleep(2);
+  }
+  process.kill(-pgid, 'SIGSTOP');
+  const base = await usedNow(); // home is freshly formatted and mounted now
   for (let i = 0; i < 20000; i++) {
-    // Scanning /proc takes a while, and the group runs meanwhile: once xfsrestore was seen, only now and then.
-    if (base === undefined || i % 20 === 0) {
-      if (base !== undefined) process.kill(-pgid, 'SIGSTOP');
-      const members = await groupMembers(pgid);
-      if (!members.length) throw new Error(`the restore (group ${pgid}) ended before the power cut`);
-      if (!members.some((m) => m.comm === 'xfsrestore')) {
-        if (base !== undefined) throw new Error('xfsrestore ended before the power cut');
-        await sleep(5);
-        continue;
-      }
-    }
-    process.kill(-pgid, 'SIGSTOP');
-    base ??= await usedNow();
+    const members = await groupMembers(pgid);
+    if (!members.length) throw new Error(`the restore (group ${pgid}) ended before the power cut`);
     const used = await usedNow();
-    if (used - base >= minBytes) {
+    if (members.some((m) => m.comm === 'xfsrestore') && used - base >= minBytes) {
       process.kill(-pgid, 'SIGKILL');
       for (let j = 0; j < 100 && (await groupMembers(pgid)).length; j++) await sleep(50);
       t.same(await groupMembers(pgid), [], `power cut: drkit and xfsrestore killed with SIGKILL after ${Math.round((used - base) / MiB)} MiB were restored`);
@@ -84,6 +79,7 @@ async function cutPowerDuringXfsrestore(t: Tap, pgid: number, home: string, minB
     }
     process.kill(-pgid, 'SIGCONT');
     await sleep(20);
+    process.kill(-pgid, 'SIGSTOP');
   }
   throw new Error('xfsrestore never got far enough for the power cut');
 }
@@ -168,7 +164,7 @@ t.test('drkit restore cut by a power cut during xfsrestore; home then unmountabl
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   const closed = new Promise((r) => child.on('close', r));
-  await cutPowerDuringXfsrestore(t, child.pid!, sb.home.mnt, 8 * MiB).catch((e: Error) => {
+  await cutPowerDuringXfsrestore(t, child.pid!, sb.home.mnt, 8 * MiB, () => /\[7\/8\] restoring/.test(err)).catch((e: Error) => {
     throw new Error(`${e.message}; drkit restore said:\n${err}`);
   });
   await closed;
@@ -259,7 +255,7 @@ t.test('the wizard cut by a power cut during xfsrestore; home still mounted half
     if (!pgid) await sleep(50);
   }
   t.ok(pgid, 'the wizard process found');
-  await cutPowerDuringXfsrestore(t, pgid!, sb.home.mnt, 8 * MiB);
+  await cutPowerDuringXfsrestore(t, pgid!, sb.home.mnt, 8 * MiB, () => /\[7\/8\] restoring/.test(pty.screen()));
   pty.kill();
   await pty.exit;
   t.notMatch(pty.screen(), /Restore complete|RESTORE FAILED/, 'it never got to say anything more');
