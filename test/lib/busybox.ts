@@ -25,7 +25,7 @@ export interface RunResult {
 
 /**
  * A power cut during the run: once the output matches `after` (and, with `process`, once a process of
- * that name runs, plus `delayMs`), every process of the run is killed with SIGKILL at once; the mount
+ * that name runs, then `delayMs` more), every process of the run is killed with SIGKILL at once; the mount
  * namespace dies with them, so whatever they had mounted is gone, as after a power loss.
  */
 export interface PowerCut {
@@ -124,12 +124,27 @@ export async function buildInitramfs(
           output += c.toString();
           if (!armed || !powerCut!.after.test(output)) return;
           armed = false;
+          // Stopped at once, then let run in small steps (the /proc scan for the process happens while nothing
+          // of the run moves), so the cut lands where it is meant to however busy the machine is.
+          const group = -child.pid!;
           void (async () => {
-            for (let i = 0; powerCut!.process && i < 2000 && !exited && !(await groupHas(child.pid!, powerCut!.process)); i++) await sleep(10);
-            if (powerCut!.delayMs) await sleep(powerCut!.delayMs);
-            if (exited) return;
-            cut = true;
-            process.kill(-child.pid!, 'SIGKILL');
+            try {
+              process.kill(group, 'SIGSTOP');
+              for (let i = 0; powerCut!.process && i < 4000 && !exited && !(await groupHas(child.pid!, powerCut!.process)); i++) {
+                process.kill(group, 'SIGCONT');
+                await sleep(5);
+                process.kill(group, 'SIGSTOP');
+              }
+              if (powerCut!.delayMs && !exited) {
+                process.kill(group, 'SIGCONT');
+                await sleep(powerCut!.delayMs);
+              }
+              if (exited) return;
+              cut = true;
+              process.kill(group, 'SIGKILL');
+            } catch {
+              /* the run ended meanwhile (ESRCH) */
+            }
           })();
         };
         child.stdout.on('data', onOutput);
