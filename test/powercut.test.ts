@@ -17,6 +17,9 @@ import { runBackup } from '../src/pipeline/backup.js';
 import { quietLogger } from '../src/report/log.js';
 import { renderSettings, type InitrdSettings } from '../src/restore/initrd-install.js';
 import { BOOT_RECORD, STATE_RECORD } from '../src/restore/unfinished.js';
+import { fullRestore } from '../src/restore/engine.js';
+import { readCatalog, chainFor } from '../src/catalog/catalog.js';
+import { openTarget } from '../src/target/registry.js';
 
 requireTools({ xfsdump: 'xfsdump', xfsrestore: 'xfsdump', rsync: 'rsync', blkid: 'util-linux', findmnt: 'util-linux', busybox: 'busybox-static' });
 
@@ -128,6 +131,9 @@ async function assertHalfRestored(t: Tap, sb: Sandbox, conf: string, by: string)
   t.same({ code: cron2.code, stderr: cron2.stderr, stdout: cron2.stdout }, { code: 1, stderr: '', stdout: '' }, 'the next hour: exit 1, nothing to mail again');
   const rs = JSON.parse(await readFile(path.join(path.dirname(sb.cfg.paths.state), 'report.json'), 'utf8')) as { alerts: Record<string, { detail: string }> };
   t.match(rs.alerts.restore?.detail, /home is half-restored since/, 'the "restore" alert is open (raised once)');
+  const report = await runCli(['--config', conf, 'report', '--no-mail']);
+  t.match(report.stdout, /HOME IS HALF-RESTORED: home is half-restored since .*backups are refused until then/, 'drkit report: a warning');
+  t.match(report.stdout, /Open alerts\n {2}restore since /, 'and the open alert (after cron raised it)');
   const backup = await runCli(['--config', conf, 'backup']);
   t.equal(backup.code, 1, 'drkit backup exits 1');
   t.match(backup.stderr, /drkit: home is half-restored since .*No backup is made of a half-restored home/);
@@ -270,4 +276,23 @@ t.test('the wizard cut by a power cut during xfsrestore; home still mounted half
   t.match(end, /was cut short: home is half-restored; restoring it again from scratch/);
   t.equal(await again.exit, 0, again.screen());
   await assertRestored(t, sb, conf, reference, uuid);
+});
+
+t.test('when the record cannot be written, nothing is formatted and no record is left', async (t) => {
+  const sb = await makeSandbox(t, { systemCopy: false, verify: 'never' });
+  await writeFile(path.join(sb.home.mnt, 'keep'), 'precious');
+  await runBackup(sb.cfg, { log: quietLogger() });
+  const uuid = blkid(sb.home.dev, 'UUID');
+  // [paths] boot is a plain file here: the copy of the record next to the boot marker cannot be written.
+  const notADir = path.join(sb.work, 'boot-is-a-file');
+  await writeFile(notADir, '');
+  const cfg = { ...sb.cfg, paths: { ...sb.cfg.paths, boot: notADir } };
+  const target = await openTarget(cfg.targets[cfg.dump.target]!);
+  const { dumps } = await readCatalog(target, cfg.host);
+  const err = await fullRestore(cfg, { target, chain: chainFor(dumps, dumps.at(-1)!.id), log: quietLogger() }).catch((e: Error) => e);
+  t.match((err as Error).message, /restore step "format" failed: cannot record the restore as unfinished, so nothing is formatted: .*\n  state of the disk: home is untouched, possibly unmounted \(nothing was formatted\)/);
+  t.equal(blkid(sb.home.dev, 'UUID'), uuid, 'same filesystem');
+  execFileSync('mount', [sb.home.dev, sb.home.mnt]);
+  t.equal(await readFile(path.join(sb.home.mnt, 'keep'), 'utf8'), 'precious', 'the data is still there');
+  t.notOk(await exists(path.join(path.dirname(cfg.paths.state), STATE_RECORD)), 'no record says home is half-restored');
 });

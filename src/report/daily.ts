@@ -127,6 +127,7 @@ function targetReport(cfg: Config, f: Facts, t: TargetFacts): TargetReport {
 
 function warnings(cfg: Config, f: Facts, r: DailyReport, dumps: Manifest[]): string[] {
   const w: string[] = [];
+  if (f.halfRestored) w.push(`HOME IS HALF-RESTORED: ${f.halfRestored}; backups are refused until then`);
   const staleH = cfg.notify.staleAfterSec / 3600;
   const ok = lastSuccess(f.history);
   if (!ok) {

@@ -24,6 +24,8 @@ export interface Facts {
   report: ReportState;
   targets: TargetFacts[];
   stateProblem?: string;
+  /** A full restore was cut short: what `drkit status` says about it (restore/unfinished.ts). */
+  halfRestored?: string;
 }
 
 export async function gatherFacts(cfg: Config, now: Date, o: { targets?: 'all' | 'dump' } = {}): Promise<Facts> {
@@ -32,7 +34,9 @@ export async function gatherFacts(cfg: Config, now: Date, o: { targets?: 'all' |
   const names = o.targets === 'dump' ? [cfg.dump.target] : Object.keys(cfg.targets);
   const targets: TargetFacts[] = [];
   for (const name of names) targets.push(await targetFacts(cfg, name));
-  return { now, host: cfg.host, history, report, targets, ...(stateProblem ? { stateProblem } : {}) };
+  const { readUnfinished, unfinishedLine } = await import('../restore/unfinished.js');
+  const unfinished = await readUnfinished(cfg);
+  return { now, host: cfg.host, history, report, targets, ...(stateProblem ? { stateProblem } : {}), ...(unfinished ? { halfRestored: unfinishedLine(unfinished) } : {}) };
 }
 
 async function targetFacts(cfg: Config, name: string): Promise<TargetFacts> {

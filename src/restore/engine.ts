@@ -41,9 +41,13 @@ export class RestoreError extends Error {
     readonly step: Step,
     cause: Error,
   ) {
-    super(`restore step "${step}" failed: ${cause.message}\n  state of the disk: ${DISK_STATE[step]}`);
+    const state = cause instanceof NothingFormatted ? 'home is untouched, possibly unmounted (nothing was formatted)' : DISK_STATE[step];
+    super(`restore step "${step}" failed: ${cause.message}\n  state of the disk: ${state}`);
   }
 }
+
+/** A failure in the format step before mkfs began (the unfinished-restore record could not be written). */
+class NothingFormatted extends Error {}
 
 export interface FullRestoreOptions {
   target: Target;
@@ -128,6 +132,11 @@ export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<F
       deviceName,
       ...(identity.label ? { label: identity.label } : {}),
       ...(keepUuid ? { uuid: keepUuid } : {}),
+    }).catch(async (err: Error) => {
+      // A copy written before the failure would say home is half-restored when it is untouched; but the
+      // record of an earlier restore cut short stays: that home is half-restored.
+      if (!before) await clearUnfinished(cfg).catch(() => undefined);
+      throw new NothingFormatted(`cannot record the restore as unfinished, so nothing is formatted: ${err.message}`);
     });
     log.info(`recorded the restore as unfinished until it completes: ${files.join(', ')}`);
     for (const w of await withdrawMarkers(cfg, RESTORE_SYSTEM_MARKER)) log.info(`withdrew the marker of an earlier restore: ${w}`);
