@@ -21,9 +21,11 @@ SUITE=${DRKIT_APPLIANCE_SUITE:-trixie}
 # What the appliance runs (the drill backs up and restores all of it), and what drkit's package depends on
 # and recommends (packaging/deb/control: nodejs xfsdump xfsprogs rsync init-system-helpers libstdc++6
 # libgcc-s1; initramfs-tools busybox e2fsprogs sudo), lvm2 for snapshot mode, zstd for initramfs-tools'
-# default compression.
+# default compression, login (not Essential in trixie: without it getty cannot log anyone in on ttyS0).
+# No ifupdown: the appliance has no network in the lab (systemd brings lo up itself), and its
+# networking.service sat in the boot's critical path (8 s under TCG).
 PACKAGES="linux-image-amd64 grub-pc lvm2 xfsprogs xfsdump rsync systemd-sysv udev initramfs-tools busybox zstd
-cron openssh-server postgresql mariadb-server acl attr nodejs kmod ifupdown procps util-linux e2fsprogs dbus
+login cron openssh-server postgresql mariadb-server acl attr nodejs kmod procps util-linux e2fsprogs dbus
 init-system-helpers libstdc++6 libgcc-s1 sudo"
 
 mirror() {
