@@ -718,6 +718,9 @@ class AgentChannel {
   private resolveReady!: () => void;
   private rejectReady!: (err: Error) => void;
   private announced = false;
+  /** An agent is there to take commands: from its first word to the next reset (a command sent in between
+   * would sit in qemu's port buffer and might run in the next boot, unanswered). */
+  private accepting = false;
   private socket?: net.Socket;
   private nextId = 1;
   private dead?: Error;
@@ -741,6 +744,7 @@ class AgentChannel {
   /** The guest restarted: what was pending will never be answered; commands wait for the next agent. */
   reset(err: Error): void {
     this.ready = false;
+    this.accepting = false;
     for (const p of this.pending.values()) p.fail(err);
     this.pending.clear();
   }
@@ -785,6 +789,7 @@ class AgentChannel {
       case 'ready': {
         // A new agent (a reboot, or systemd restarted it): the old one's commands will never be answered.
         this.reset(new Error('the guest agent started anew (reboot or restart): the command was lost'));
+        this.accepting = true;
         const hook = this.readyHook?.() ?? Promise.resolve();
         hook.then(
           () => this.announce(),
@@ -834,6 +839,7 @@ class AgentChannel {
         reject(new Error(`${err.message}\nwhile running: ${label}`));
       };
       if (this.dead) return fail(this.dead);
+      if (!this.accepting) return fail(new Error('the guest is restarting: no agent to take commands until waitForAgent() resolves'));
       this.pending.set(id, {
         stdout,
         stderr,
