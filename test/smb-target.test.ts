@@ -6,16 +6,15 @@
 import t, { type Test } from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeSync } from 'node:fs';
-import { readdir, readFile, stat, statfs, chown } from 'node:fs/promises';
+import { readdir, stat, statfs, chown } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { SmbTarget } from '../src/target/smb.js';
 import { SmbError, checkRemotePath, parseFreeSpace, parseListing, smbclientArgs } from '../src/exec/smbclient.js';
 import { checkCredentialsFile, parseCredentials } from '../src/target/smb-credentials.js';
-import type { SmbTargetConfig } from '../src/config/types.js';
 import { makeLoopXfs } from './lib/loopfs.js';
-import { requireSamba, startSmbd, writeCredentials, freePort, SMB_USER, type Smbd } from './lib/smbd.js';
+import { requireSamba, startSmbd, writeCredentials, freePort, smbclients, smbTargetConfig, SMB_USER, type Smbd } from './lib/smbd.js';
 
 requireSamba();
 
@@ -23,22 +22,7 @@ const MiB = 1024 * 1024;
 const HOST = 'app 1'; // a host folder with a blank in it
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function cfgFor(srv: { port: number; share: string; credentials: string }, over: Partial<SmbTargetConfig> = {}): SmbTargetConfig {
-  return {
-    kind: 'smb',
-    name: 'nas',
-    server: '127.0.0.1',
-    port: srv.port,
-    share: srv.share,
-    dir: 'drkit/backups',
-    credentials: srv.credentials,
-    minProtocol: 'SMB3',
-    signing: 'required',
-    encryption: 'desired',
-    timeoutSec: 3,
-    ...over,
-  };
-}
+const cfgFor = smbTargetConfig;
 
 /** `bytes` of data (random or zeros) in 1 MiB chunks, honoring backpressure, hashed as it is produced. */
 function source(bytes: number, o: { zeros?: boolean; delayMs?: number; chunk?: number } = {}) {
@@ -74,22 +58,6 @@ async function sha256(stream: Readable): Promise<{ hex: string; bytes: number }>
     bytes += (c as Buffer).length;
   }
   return { hex: h.digest('hex'), bytes };
-}
-
-/** smbclient processes talking to `port` (their argv holds `-p PORT`), with their argv and environment. */
-async function smbclients(port: number): Promise<{ pid: number; cmdline: string; environ: string }[]> {
-  const out = [];
-  for (const p of await readdir('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const cmdline = (await readFile(`/proc/${p}/cmdline`, 'utf8')).split('\0').join(' ');
-      if (!cmdline.startsWith('smbclient ') || !cmdline.includes(` -p ${port} `)) continue;
-      out.push({ pid: Number(p), cmdline, environ: (await readFile(`/proc/${p}/environ`, 'utf8')).split('\0').join(' ') });
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return out;
 }
 
 /** smbclient runs of one transfer or command (`-c` in argv), not a target's session for small operations. */

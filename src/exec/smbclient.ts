@@ -395,6 +395,13 @@ function judge(s: SmbSession, o: Outcome, tolerate?: ReadonlySet<string>): SmbEr
  * with it wait until more bytes arrive in the pipe (measured: a request written together with its marker
  * got no answer). With stdin unbuffered, smbclient takes from the pipe only the line it executes.
  */
+interface ShellRequest {
+  tolerate?: ReadonlySet<string>;
+  signal?: AbortSignal;
+  owed?: (reply: string) => number;
+  dataLimit?: { bytes: number; error: () => Error };
+}
+
 export class SmbShell {
   /** What smbclient printed on stderr since the last reply (the logon's messages before the first). */
   private text = '';
@@ -455,18 +462,15 @@ export class SmbShell {
    * Send `commands` (names quoted with quoteRemote) and return what smbclient printed for them; throws
    * the first failure whose status is not in `tolerate`. Requests run one after the other. `owed`: the
    * number of bytes smbclient announced it writes to stdout (a `get NAME -`), read from the reply;
-   * at most `dataLimit` bytes are taken.
+   * more than `dataLimit.bytes` fails with its error (and ends the session: the rest would be nobody's).
    */
-  run(commands: string[], o: { tolerate?: ReadonlySet<string>; signal?: AbortSignal; owed?: (reply: string) => number; dataLimit?: number } = {}): Promise<{ text: string; data: Buffer }> {
+  run(commands: string[], o: ShellRequest = {}): Promise<{ text: string; data: Buffer }> {
     const p = this.queue.then(() => this.request(commands, o));
     this.queue = p.catch(() => undefined);
     return p;
   }
 
-  private async request(
-    commands: string[],
-    o: { tolerate?: ReadonlySet<string>; signal?: AbortSignal; owed?: (reply: string) => number; dataLimit?: number },
-  ): Promise<{ text: string; data: Buffer }> {
+  private async request(commands: string[], o: ShellRequest): Promise<{ text: string; data: Buffer }> {
     if (o.signal?.aborted) throw abortError(o.signal);
     if (!this.alive()) throw new SmbError('disconnected', `smbclient session to ${this.s.server}:${this.s.port} has ended`);
     const marker = `chdir to /dev/null/drkit-end-${++this.seq} failed`;
@@ -512,9 +516,9 @@ export class SmbShell {
           }
           return { text: reply, data: Buffer.concat(this.data) };
         }
-        if (o.dataLimit !== undefined && this.dataBytes > o.dataLimit) {
+        if (o.dataLimit && this.dataBytes > o.dataLimit.bytes) {
           this.kill();
-          throw new SmbError('other', `more than ${o.dataLimit} bytes`);
+          throw o.dataLimit.error();
         }
         if (aborted) {
           this.kill();
@@ -556,13 +560,14 @@ export class SmbShell {
 
 /** Read the small file `remote` whole (at most `limit` bytes) through a session. */
 export async function shellGet(shell: SmbShell, remote: string, limit: number, signal?: AbortSignal): Promise<Buffer> {
+  const tooLarge = () => new SmbError('other', `${remote} is larger than ${limit} bytes`);
   const owed = (reply: string) => {
     const announced = reply.match(/getting file .* of size (\d+) as -/);
     if (!announced) throw new SmbError('other', `smbclient get ${remote}: no transfer reported: ${lastLines(reply, 3)}`);
-    if (Number(announced[1]) > limit) throw new SmbError('other', `${remote} is larger than ${limit} bytes`);
+    if (Number(announced[1]) > limit) throw tooLarge();
     return Number(announced[1]);
   };
-  return (await shell.run([`get ${quoteRemote(remote)} -`], { owed, dataLimit: limit, signal })).data;
+  return (await shell.run([`get ${quoteRemote(remote)} -`], { owed, dataLimit: { bytes: limit, error: tooLarge }, signal })).data;
 }
 
 /** Copy the local file `local` to `remote` (overwritten) through a session, creating `mkdirs` first. */
