@@ -23,10 +23,11 @@ SUITE=${DRKIT_APPLIANCE_SUITE:-trixie}
 # libgcc-s1; initramfs-tools busybox e2fsprogs sudo), lvm2 for snapshot mode, zstd for initramfs-tools'
 # default compression, login (not Essential in trixie: without it getty cannot log anyone in on ttyS0).
 # No ifupdown: the appliance has no network in the lab (systemd brings lo up itself), and its
-# networking.service sat in the boot's critical path (8 s under TCG).
+# networking.service sat in the boot's critical path (8 s under TCG). util-linux-extra: fincore, which drkit's
+# verification runs (a dependency of the package since the drill found backups failing without it).
 PACKAGES="linux-image-amd64 grub-pc lvm2 xfsprogs xfsdump rsync systemd-sysv udev initramfs-tools busybox zstd
 login cron openssh-server postgresql mariadb-server acl attr nodejs kmod procps util-linux e2fsprogs dbus
-init-system-helpers libstdc++6 libgcc-s1 sudo"
+init-system-helpers libstdc++6 libgcc-s1 sudo util-linux-extra"
 
 mirror() {
   if [ -n "${DRKIT_VM_MIRROR:-}" ]; then echo "$DRKIT_VM_MIRROR"; return; fi
