@@ -5,7 +5,7 @@
 #   make demo    a sandbox appliance: backup, disaster, restore
 #   make bench   drkit against the raw tools
 #   make deb     the Debian package drkit_<version>_<arch>.deb (see "Installing on an appliance")
-#   make vm-cache  fetch the guest lab's kernel now (test/vm/kernel.sh; tests do it on first use)
+#   make vm-cache  fetch the guest lab's kernel and build the appliance image now (tests do it on first use)
 #   make bench-snapshot   snapshot mode's freeze window in the guest lab (median of 5)
 #   make clean   remove dist/
 
@@ -17,7 +17,7 @@ SHELL := /bin/bash
 DEB_PACKAGES := xfsprogs xfsdump rsync acl attr samba smbclient busybox-static \
 	util-linux time postgresql mariadb-server slapd subversion \
 	initramfs-tools-core grub-pc-bin grub2-common fdisk e2fsprogs openssl \
-	python3-aiosmtpd msmtp python3-prometheus-client libxml2-utils dpkg-dev binutils lintian sudo qemu-system-x86 lvm2 mt-st cpio kmod xz-utils zstd iproute2
+	python3-aiosmtpd msmtp python3-prometheus-client libxml2-utils dpkg-dev binutils lintian sudo qemu-system-x86 lvm2 mt-st cpio kmod xz-utils zstd iproute2 mmdebstrap
 # Node.js (>= 20.5) is not from Debian 12 (which has 18): it must already be installed.
 NODE_MIN_MAJOR := 20
 
@@ -64,9 +64,11 @@ bench: deps build
 # The package holds the compiled tree and the production node_modules (npm ci --omit=dev in a staging dir).
 deb: deps build
 	bash scripts/build-deb.sh
-# The guest lab's kernel from Debian's archive, into DRKIT_VM_CACHE (default .vm-cache/, git-ignored).
+# The guest lab's kernel and the appliance's base system (mmdebstrap) from Debian's archive, into
+# DRKIT_VM_CACHE (default .vm-cache/, git-ignored).
 vm-cache: deps
 	bash test/vm/kernel.sh "$${DRKIT_VM_CACHE:-$(CURDIR)/.vm-cache}"
+	bash test/vm/appliance/build-image.sh "$${DRKIT_VM_CACHE:-$(CURDIR)/.vm-cache}"
 
 bench-snapshot: deps build
 	node dist/bench/snapshot.js

@@ -52,6 +52,13 @@ export interface GuestOptions {
    * as 9p tag `exchange` for a guest that mounts it. Reboots reboot unless noReboot.
    */
   boot?: 'lab' | 'disk';
+  /**
+   * 'disk' only: the installed system runs the lab agent (test/vm/appliance/install.sh installs it as a
+   * systemd unit on the virtio-serial port drkit.agent): startGuest waits for its first word, `run`/`spawn`
+   * work, the exchange dir is mounted at its host path after every boot, and reboots are followed (see
+   * waitForAgent, timeline). Default false.
+   */
+  agent?: boolean;
   /** qemu exits when the guest reboots (default: true for 'lab', false for 'disk'). */
   noReboot?: boolean;
   /** More kernel command line for a 'lab' boot (e.g. 'loglevel=7' to see the kernel's messages on the console). */
@@ -101,6 +108,14 @@ export interface GuestConsole {
   logFile: string;
 }
 
+/** One event of a guest's life, for timings: milliseconds since qemu started, and the boot it belongs to (1, 2...). */
+export interface GuestEvent {
+  atMs: number;
+  boot: number;
+  /** reset: the machine restarted (a reboot in the guest, or reset()); agent: the agent's first word of this boot; exit: qemu ended. */
+  event: 'start' | 'reset' | 'agent' | 'exit';
+}
+
 export interface Guest {
   /** qemu's PID on the host. */
   pid: number;
@@ -125,6 +140,26 @@ export interface Guest {
   powerCut(): Promise<void>;
   /** Power off, kill qemu by PID if it does not go, remove the temp dir. Safe to call twice; never throws. */
   stop(): Promise<void>;
+  /**
+   * Wait until the agent of the current boot has said its first word (at once if it has). After a reboot or
+   * reset(), commands are refused until then. Resolves with the milliseconds since qemu started.
+   */
+  waitForAgent(o?: {
+    /** Wait for the agent of this boot or a later one (default: the current boot). After a reboot typed on the console: boots() + 1 taken before. */
+    boot?: number;
+    timeoutMs?: number;
+  }): Promise<number>;
+  /** Disk boots: press the reset button (qemu's system_reset): no shutdown, no sync; qemu, console and disks stay. */
+  reset(): Promise<void>;
+  /**
+   * Disk boots with the agent: a clean power-off (`systemctl poweroff` in the guest); resolves once qemu has
+   * exited (rejects after timeoutMs, default 300 s). The images stay until stop().
+   */
+  shutdown(o?: { timeoutMs?: number }): Promise<void>;
+  /** Boots so far (1 after startGuest; +1 per reboot or reset of a disk boot). */
+  boots(): number;
+  /** What happened when (start, resets, the agent's first word per boot, qemu's exit). */
+  timeline: GuestEvent[];
 }
 
 interface Teardown {
@@ -300,11 +335,18 @@ async function labBootArgs(g: {
     '-kernel', path.join(kernelDir, 'vmlinuz'),
     '-initrd', await buildInitrd(dir, kernelDir, env),
     '-append', ['console=ttyS0 quiet loglevel=3 panic=-1', ...g.kernelArgs].join(' '),
+    ...agentPortArgs(agentSock),
+    '-fsdev', 'local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap',
+    '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
+  ];
+}
+
+/** The agent's virtio-serial port (a lab boot's init.sh and an installed system's unit look for it by name). */
+function agentPortArgs(agentSock: string): string[] {
+  return [
     '-device', 'virtio-serial-pci',
     '-chardev', `socket,id=agent,path=${agentSock},server=on,wait=on`,
     '-device', `virtserialport,chardev=agent,name=${PORT_NAME}`,
-    '-fsdev', 'local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap',
-    '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
   ];
 }
 
@@ -326,6 +368,7 @@ async function startOnce(t: Teardown, o: GuestOptions): Promise<Guest> {
   requireLabTools();
   sweepStaleGuests();
   const lab = (o.boot ?? 'lab') === 'lab';
+  const withAgent = lab || (o.agent ?? false);
   const kernelDir = lab ? ensureKernel() : '';
   const kernel = lab ? path.basename(kernelDir).replace(/^kernel-/, '') : '';
 
@@ -357,6 +400,22 @@ async function startOnce(t: Teardown, o: GuestOptions): Promise<Guest> {
   const qemuExited = new Promise<void>((resolve) => (qemuGone = resolve));
   let consoleText = '';
   const agent = new AgentChannel();
+  // Boots and the agent's first word per boot (disk boots reboot; see waitForAgent).
+  let started = Date.now();
+  let boot = 1;
+  const timeline: GuestEvent[] = [{ atMs: 0, boot: 1, event: 'start' }];
+  let agentBoot = 0;
+  let agentAtMs = 0;
+  let agentError: Error | undefined;
+  const bootWaiters = new Set<() => void>();
+  let qmp: net.Socket | undefined;
+  agent.onReady = (err) => {
+    agentBoot = boot;
+    agentAtMs = Date.now() - started;
+    agentError = err;
+    timeline.push({ atMs: agentAtMs, boot, event: 'agent' });
+    for (const w of bootWaiters) w();
+  };
 
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
@@ -412,9 +471,15 @@ async function startOnce(t: Teardown, o: GuestOptions): Promise<Guest> {
 
     const consoleSock = path.join(dir, 'console.sock');
     const agentSock = path.join(dir, 'agent.sock');
+    const qmpSock = path.join(dir, 'qmp.sock');
     const bootArgs = lab
       ? await labBootArgs({ dir, exchange, kernelDir, kernel, agentSock, kernelArgs: o.kernelArgs ?? [] })
-      : ['-boot', 'c', '-machine', 'graphics=off']; // graphics=off: SeaBIOS (and text it shows) on ttyS0
+      : [
+          '-boot', 'c', '-machine', 'graphics=off', // graphics=off: SeaBIOS (and text it shows) on ttyS0
+          ...(withAgent ? agentPortArgs(agentSock) : []),
+          // QMP: qemu's RESET events tell a reboot (the agent's port gives no sign of it); reset() sends system_reset.
+          '-qmp', `unix:${qmpSock},server=on,wait=off`,
+        ];
     const args = [
       '--pdeathsig', 'KILL', '--',
       'qemu-system-x86_64',
@@ -433,7 +498,7 @@ async function startOnce(t: Teardown, o: GuestOptions): Promise<Guest> {
       '-nic', 'none',
       ...driveArgs,
     ];
-    const started = Date.now();
+    started = Date.now();
     child = spawn('setpriv', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let qemuLog = '';
     const qemuLogFile = path.join(dir, 'qemu.log');
@@ -444,6 +509,10 @@ async function startOnce(t: Teardown, o: GuestOptions): Promise<Guest> {
       });
     }
     child.on('exit', (code, signal) => {
+      setImmediate(() => {
+        for (const w of bootWaiters) w();
+      });
+      timeline.push({ atMs: Date.now() - started, boot, event: 'exit' });
       agent.failAll(new Error(`qemu exited (${signal ?? code}) ${qemuLog.trim()}\nconsole:\n${tail(consoleText, 3000)}`));
       qemuGone();
     });
@@ -463,17 +532,48 @@ async function startOnce(t: Teardown, o: GuestOptions): Promise<Guest> {
       for (const w of waiters) w();
     });
     con.on('error', () => {});
-    if (lab) {
+    if (withAgent) {
       const agentSocket = await connectWhenListening(agentSock, child, 60_000);
       sockets.push(agentSocket);
       agent.attach(agentSocket);
     } else {
-      agent.failAll(new Error("no agent in a guest that boots its own disk (boot: 'disk'): drive it through guest.console"));
+      agent.failAll(new Error("no agent in a guest that boots its own disk (boot: 'disk' without agent: true): drive it through guest.console"));
+    }
+    if (!lab) {
+      qmp = await connectWhenListening(qmpSock, child, 60_000);
+      sockets.push(qmp);
+      qmp.on('error', () => {});
+      readline.createInterface({ input: qmp, crlfDelay: Infinity }).on('line', (line) => {
+        let m: { event?: string };
+        try {
+          m = JSON.parse(line);
+        } catch {
+          return;
+        }
+        if (m.event !== 'RESET') return;
+        // One restart shows as a burst of RESETs (the kernel's reboot, then SeaBIOS resets once more on a
+        // warm start): count the burst once.
+        const atMs = Date.now() - started;
+        const last = timeline.filter((e) => e.event === 'reset').pop();
+        if (!last || atMs - last.atMs > 2_000) boot++;
+        timeline.push({ atMs, boot, event: 'reset' });
+        agent.reset(new Error(`the guest restarted (boot ${boot}): the command's answer is lost`));
+        for (const w of bootWaiters) w();
+      });
+      qmp.write('{"execute":"qmp_capabilities"}\n'); // events flow only after the capabilities handshake
+    }
+    if (withAgent && !lab) {
+      // The exchange dir at its host path after every boot, as in a lab boot (9p modules load on demand).
+      agent.readyHook = () =>
+        agent.spawn(
+          `mkdir -p ${shellQuote(exchange)}; mountpoint -q ${shellQuote(exchange)} || mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=none exchange ${shellQuote(exchange)}`,
+          { timeoutMs: 120_000, check: true },
+        ).result.then(() => undefined);
     }
 
     const bootTimeoutMs = o.bootTimeoutMs ?? 300_000;
     await Promise.race([
-      lab ? agent.readyPromise : Promise.resolve(),
+      withAgent ? agent.readyPromise : Promise.resolve(),
       sleep(bootTimeoutMs).then(() => {
         throw new Error(`the guest did not boot within ${bootTimeoutMs} ms; console:\n${tail(consoleText, 3000)}`);
       }),
@@ -532,6 +632,51 @@ async function startOnce(t: Teardown, o: GuestOptions): Promise<Guest> {
       },
       run: (cmd, ro = {}) => agent.spawn(cmd, ro).result,
       stop,
+      timeline,
+      boots: () => boot,
+      waitForAgent: (wo = {}) => {
+        if (!withAgent) return Promise.reject(new Error('this guest has no agent'));
+        const want = wo.boot ?? boot;
+        const timeoutMs = wo.timeoutMs ?? 300_000;
+        return new Promise<number>((resolve, reject) => {
+          const check = () => {
+            const gone = child!.exitCode !== null || child!.signalCode !== null;
+            if (agentBoot >= want && agentBoot === boot && agent.ready) {
+              done();
+              if (agentError) reject(agentError);
+              else resolve(agentAtMs);
+            } else if (gone) {
+              done();
+              reject(new Error(`qemu exited before the agent of boot ${want} spoke; console:\n${tail(consoleText, 3000)}`));
+            }
+          };
+          const timer = setTimeout(() => {
+            done();
+            reject(new Error(`the agent of boot ${want} did not speak within ${timeoutMs} ms; console:\n${tail(consoleText, 3000)}`));
+          }, timeoutMs);
+          const done = () => {
+            clearTimeout(timer);
+            bootWaiters.delete(check);
+          };
+          bootWaiters.add(check);
+          check();
+        });
+      },
+      reset: async () => {
+        if (!qmp) throw new Error('reset() needs a disk boot');
+        const before = boot;
+        qmp.write('{"execute":"system_reset"}\n');
+        while (boot === before) {
+          if (child!.exitCode !== null || child!.signalCode !== null) throw new Error('qemu exited');
+          await sleep(20);
+        }
+      },
+      shutdown: async (so = {}) => {
+        const timeoutMs = so.timeoutMs ?? 300_000;
+        agent.spawn(['systemctl', 'poweroff'], { timeoutMs: 60_000 }).result.catch(() => {}); // the agent goes down with it
+        const gone = await Promise.race([qemuExited.then(() => true), sleep(timeoutMs).then(() => false)]);
+        if (!gone) throw new Error(`the guest did not power off within ${timeoutMs} ms; console:\n${tail(consoleText, 3000)}`);
+      },
     };
 
     const modules = new Map<string, string[]>();
@@ -562,9 +707,17 @@ function commandLine(cmd: string[] | string): string[] {
 
 /** The host's end of the command channel: requests out, output and exit statuses in, matched by id. */
 class AgentChannel {
+  /** The agent of the current boot has spoken (and readyHook is done). */
   ready = false;
+  /** The first boot's agent (startGuest waits for it). */
   readyPromise: Promise<void>;
+  /** Run when an agent has spoken, before it counts as ready (a disk boot mounts the exchange dir). */
+  readyHook?: () => Promise<void>;
+  /** Every time an agent has become ready (err: readyHook failed). */
+  onReady?: (err?: Error) => void;
   private resolveReady!: () => void;
+  private rejectReady!: (err: Error) => void;
+  private announced = false;
   private socket?: net.Socket;
   private nextId = 1;
   private dead?: Error;
@@ -581,7 +734,25 @@ class AgentChannel {
   >();
 
   constructor() {
-    this.readyPromise = new Promise((resolve) => (this.resolveReady = resolve));
+    this.readyPromise = new Promise((resolve, reject) => ((this.resolveReady = resolve), (this.rejectReady = reject)));
+    this.readyPromise.catch(() => {});
+  }
+
+  /** The guest restarted: what was pending will never be answered; commands wait for the next agent. */
+  reset(err: Error): void {
+    this.ready = false;
+    for (const p of this.pending.values()) p.fail(err);
+    this.pending.clear();
+  }
+
+  private announce(err?: Error): void {
+    this.ready = true;
+    if (!this.announced) {
+      this.announced = true;
+      if (err) this.rejectReady(err);
+      else this.resolveReady();
+    }
+    this.onReady?.(err);
   }
 
   attach(socket: net.Socket): void {
@@ -611,10 +782,16 @@ class AgentChannel {
 
   private receive(m: GuestMessage): void {
     switch (m.t) {
-      case 'ready':
-        this.ready = true;
-        this.resolveReady();
+      case 'ready': {
+        // A new agent (a reboot, or systemd restarted it): the old one's commands will never be answered.
+        this.reset(new Error('the guest agent started anew (reboot or restart): the command was lost'));
+        const hook = this.readyHook?.() ?? Promise.resolve();
+        hook.then(
+          () => this.announce(),
+          (err: Error) => this.announce(new Error(`the agent spoke, but its setup failed: ${err.message}`)),
+        );
         return;
+      }
       case 'log':
         return;
       case 'pong':

@@ -24,8 +24,8 @@ function findPort(name: string): string {
 const fd = openSync(findPort(portName), 'r+');
 // Writes are queued so lines never interleave; fs.write runs in the thread pool, the read below in another.
 let writing: Promise<void> = Promise.resolve();
-function send(msg: GuestMessage): void {
-  const buf = Buffer.from(`${JSON.stringify(msg)}\n`);
+function send(msg: GuestMessage, prefix = ''): void {
+  const buf = Buffer.from(`${prefix}${JSON.stringify(msg)}\n`);
   writing = writing.then(
     () =>
       new Promise<void>((resolve) => {
@@ -144,4 +144,6 @@ lines.on('close', () => {
   closeSync(fd);
   process.exit(0);
 });
-send({ t: 'ready', pid: process.pid });
+// A newline first: a line the agent of a previous boot left half-written on the port (an installed system
+// reboots with the same port and host connection) ends there instead of swallowing this one.
+send({ t: 'ready', pid: process.pid }, '\n');
