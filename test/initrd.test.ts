@@ -138,6 +138,8 @@ t.test('separate /boot: refuses a missing or incomplete copy, keeps the marker o
   await writeFile(path.join(root, 'etc/postinst.d/post.restore'), '#!/bin/sh\n', { mode: 0o644 });
   execFileSync('setfattr', ['-n', 'user.boot', '-v', 'on /boot', path.join(bootDir, 'vmlinuz-sandbox')]);
   execFileSync('ln', [path.join(bootDir, 'vmlinuz-sandbox'), path.join(bootDir, 'vmlinuz-hardlink')]);
+  // Enough data that the copy takes a moment: the power cut below lands in the middle of it.
+  await writeFilled(path.join(root, 'var/bulk'), 96 * MiB);
   const geometry = await xfsGeometry(root);
 
   // drkit initrd install, for real, into the sandbox root. First what it refuses, saying why.
@@ -220,6 +222,25 @@ t.test('separate /boot: refuses a missing or incomplete copy, keeps the marker o
     powerOff(mounts, sb, bootDir);
   });
 
+  await t.test('a half-restored home (a full restore was cut short): a loud warning, nothing formatted, the boot goes on', async (t) => {
+    powerOn(mounts, sb, { dev: boot.dev, dir: bootDir });
+    const record = path.join(bootDir, '.drkit-restore-unfinished');
+    await writeFile(record, `${JSON.stringify({ format: 1, started: '2026-11-30T10:00:00.000Z', device: '/dev/vdb1', chain: ['x'] })}\n`);
+    powerOff(mounts, sb, bootDir);
+    const r = await boot1();
+    t.equal(r.code, 0, r.output);
+    t.match(r.output, /drkit-restore: \*{20,}\ndrkit-restore: WARNING: HOME IS HALF-RESTORED: a full restore was cut short \(started 2026-11-30T10:00:00\.000Z, device \/dev\/vdb1\)\n/);
+    t.match(r.output, /log in and run 'drkit wizard' \(or drkit restore --yes-destroy-home\) again/);
+    t.match(r.output, /the marker \.restoresystem of an earlier restore is ignored while home is half-restored/);
+    t.notMatch(r.output, /formatting/);
+    t.same(r.leftMounts, [], 'nothing left mounted');
+    powerOn(mounts, sb, { dev: boot.dev, dir: bootDir });
+    t.ok(await exists(sentinel), 'root untouched');
+    t.ok(await exists(record), 'the record stays (a restore that completes removes it)');
+    await rm(record);
+    powerOff(mounts, sb, bootDir);
+  });
+
   await t.test('a copy that fails (root too small) leaves the marker for the next boot', async (t) => {
     powerOn(mounts, sb);
     await writeFilled(path.join(copy, 'var/too-big'), 300 * MiB);
@@ -236,11 +257,32 @@ t.test('separate /boot: refuses a missing or incomplete copy, keeps the marker o
     powerOff(mounts, sb, bootDir);
   });
 
+  await t.test('a power cut while / is copied: the next boot formats and copies again', async (t) => {
+    const r = await initramfs.run(`/scripts/${SCRIPT}`, { devices, powerCut: { after: /copying \.systembackup to \/ \.\.\./, process: 'rsync', delayMs: 20 } });
+    t.ok(r.cut, r.output);
+    t.match(r.output, /drkit-restore: formatting \/dev\/loop\d+ as xfs/, 'progress: formatting');
+    t.notMatch(r.output, /copied \.systembackup to \//, 'cut before the copy of / ended');
+    powerOn(mounts, sb, { dev: boot.dev, dir: bootDir });
+    t.ok(await exists(marker), 'marker kept');
+    t.notOk(await exists(sentinel), 'root was re-created');
+    t.notSame(await compareTrees(copy, root, { fidelity: 'exact', ignore: ['boot', '.drkit-systemcopy', 'etc/fstab', 'etc/drkit/initrd.conf'] }), [], 'and is incomplete');
+    powerOff(mounts, sb, bootDir);
+  });
+
+  await t.test('a power cut while /boot is copied: the next boot does it all again', async (t) => {
+    const r = await initramfs.run(`/scripts/${SCRIPT}`, { devices, powerCut: { after: /copying \.systembackup\/boot to \/boot \.\.\./ } });
+    t.ok(r.cut, r.output);
+    t.match(r.output, /copied \.systembackup to \/\n/, 'progress: / copied');
+    powerOn(mounts, sb, { dev: boot.dev, dir: bootDir });
+    t.ok(await exists(marker), 'marker kept');
+    powerOff(mounts, sb, bootDir);
+  });
+
   await t.test('the next boot restores / and /boot', async (t) => {
     const r = await boot1();
     t.equal(r.code, 0, r.output);
     t.match(r.output, /fstab: the copied system knew its ROOT filesystem as UUID=1111/);
-    t.match(r.output, /done: \/ and \/boot are back/);
+    t.match(r.output, /copied \.systembackup to \/\n(.*\n)*.*copied \.systembackup\/boot to \/boot\n(.*\n)*.*removing the marker \.restoresystem\n.*done: \/ and \/boot are back/, 'progress lines, in order');
     t.same(r.leftMounts, [], 'nothing left mounted: init can mount the new root');
     powerOn(mounts, sb, { dev: boot.dev, dir: bootDir });
     t.same(
@@ -300,6 +342,30 @@ t.test('/boot on the root filesystem: the marker survives the format; a format c
   t.notOk(await exists(path.join(root, 'boot/.restoresystem')), 'marker removed');
   t.equal(await readFile(path.join(root, 'etc/drkit/initrd.conf'), 'utf8'), confText, 'the settings file is back');
 
+  // Power lost while / is being copied: the marker was put back into the new root before the copy.
+  await setMarkers(sb.cfg, quietLogger());
+  await writeFile(path.join(root, 'SENTINEL'), 'x\n');
+  powerOff(mounts, sb);
+  const cut = await initramfs.run(`/scripts/${SCRIPT}`, { devices, powerCut: { after: /copying \.systembackup to \/ \.\.\./, process: 'rsync', delayMs: 20 } });
+  t.ok(cut.cut, cut.output);
+  const again = await boot1();
+  t.equal(again.code, 0, again.output);
+  t.match(again.output, /a system restore is pending/, 'the marker in the new root was found');
+  powerOn(mounts, sb);
+  await same('after a power cut mid-copy, the next boot restored root exactly');
+  t.notOk(await exists(path.join(root, 'SENTINEL')));
+
+  // Power lost right after mkfs, before the marker was back: root mounts but is empty, and home says a
+  // restore was under way.
+  await writeFile(path.join(sb.home.mnt, '.drkit-restoresystem-running'), 'now\n');
+  powerOff(mounts, sb);
+  execFileSync('mkfs.xfs', ['-q', '-f', sb.root.dev]);
+  const empty = await boot1();
+  t.equal(empty.code, 0, empty.output);
+  t.match(empty.output, /unusable \(cannot be mounted, or empty\), and home says a restore was under way: finishing it/);
+  powerOn(mounts, sb);
+  await same('an empty root (power lost right after mkfs) is finished at the next boot');
+
   // Power lost while the next restore was formatting root: root cannot be mounted, home says a restore
   // was under way (the state the script leaves right before mkfs).
   await writeFile(path.join(sb.home.mnt, '.drkit-restoresystem-running'), 'now\n');
@@ -307,7 +373,7 @@ t.test('/boot on the root filesystem: the marker survives the format; a format c
   execFileSync('dd', ['if=/dev/zero', `of=${sb.root.dev}`, 'bs=1M', 'count=8', 'conv=fsync', 'status=none']);
   const r2 = await boot1();
   t.equal(r2.code, 0, r2.output);
-  t.match(r2.output, /cannot be mounted, and home says a restore was under way: finishing it/);
+  t.match(r2.output, /unusable \(cannot be mounted, or empty\), and home says a restore was under way: finishing it/);
   powerOn(mounts, sb);
   await same('root re-created and equal to the system copy again');
   t.notOk(await exists(path.join(sb.home.mnt, '.drkit-restoresystem-running')), 'home flag removed');

@@ -4,7 +4,7 @@
 // exactly what a real initramfs gives it, and every mount it makes (and forgets) vanishes with the
 // namespace. Only the devices a test names get device nodes inside: nothing else can be touched.
 import { execFileSync, spawn } from 'node:child_process';
-import { access, cp, mkdir, stat } from 'node:fs/promises';
+import { access, cp, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { requireTools, tmpDir } from './loopfs.js';
 
@@ -19,6 +19,19 @@ export interface RunResult {
   output: string;
   /** Mount points still mounted when the script ended (it must clean up before init mounts root). */
   leftMounts: string[];
+  /** Killed by `powerCut` (then `code` is null). */
+  cut: boolean;
+}
+
+/**
+ * A power cut during the run: once the output matches `after` (and, with `process`, once a process of
+ * that name runs, plus `delayMs`), every process of the run is killed with SIGKILL at once; the mount
+ * namespace dies with them, so whatever they had mounted is gone, as after a power loss.
+ */
+export interface PowerCut {
+  after: RegExp;
+  process?: string;
+  delayMs?: number;
 }
 
 export interface Initramfs {
@@ -28,7 +41,7 @@ export interface Initramfs {
    * Run `sh SCRIPT` (a path inside the initramfs) the way init runs a boot script: proc, sysfs and a
    * tmpfs /run mounted, PATH as in the initramfs, and only `env` besides.
    */
-  run(script: string, opts: { devices: string[]; env?: Record<string, string> }): Promise<RunResult>;
+  run(script: string, opts: { devices: string[]; env?: Record<string, string>; powerCut?: PowerCut }): Promise<RunResult>;
 }
 
 /**
@@ -79,7 +92,7 @@ export async function buildInitramfs(
 
   return {
     dir,
-    run: async (script, { devices, env: extra = {} }) => {
+    run: async (script, { devices, env: extra = {}, powerCut }) => {
       for (const dev of devices) {
         const node = path.join(dir, dev);
         if (await stat(node).catch(() => undefined)) continue;
@@ -97,20 +110,50 @@ export async function buildInitramfs(
         'exit $rc',
       ].join('\n');
       return new Promise<RunResult>((resolve, reject) => {
+        // Its own process group (detached), so that a power cut can kill all of it at once.
         const child = spawn('unshare', ['--mount', '--propagation', 'private', 'chroot', dir, '/bin/sh', '-c', inside, script], {
-          env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...extra },
+          env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DRKIT_WARN_PAUSE: '0', ...extra },
           stdio: ['ignore', 'pipe', 'pipe'],
+          detached: !!powerCut,
         });
         let output = '';
-        child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-        child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+        let cut = false;
+        let armed = !!powerCut;
+        let exited = false;
+        const onOutput = (c: Buffer) => {
+          output += c.toString();
+          if (!armed || !powerCut!.after.test(output)) return;
+          armed = false;
+          void (async () => {
+            for (let i = 0; powerCut!.process && i < 2000 && !exited && !(await groupHas(child.pid!, powerCut!.process)); i++) await sleep(10);
+            if (powerCut!.delayMs) await sleep(powerCut!.delayMs);
+            if (exited) return;
+            cut = true;
+            process.kill(-child.pid!, 'SIGKILL');
+          })();
+        };
+        child.stdout.on('data', onOutput);
+        child.stderr.on('data', onOutput);
         child.on('error', reject);
         child.on('close', (code) => {
+          exited = true;
           const lines = output.split('\n');
           const leftMounts = lines.filter((l) => l.startsWith('LEFT-MOUNTED ')).map((l) => l.split(' ')[2]!);
-          resolve({ code, output: lines.filter((l) => !l.startsWith('LEFT-MOUNTED ')).join('\n'), leftMounts });
+          resolve({ code, output: lines.filter((l) => !l.startsWith('LEFT-MOUNTED ')).join('\n'), leftMounts, cut });
         });
       });
     },
   };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Does a process named `comm` run in process group `pgid`? (/proc, no ps needed.) */
+async function groupHas(pgid: number, comm: string): Promise<boolean> {
+  for (const d of await readdir('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const m = /^\d+ \((.*)\) \S+ \d+ (\d+)/.exec(await readFile(`/proc/${d}/stat`, 'utf8').catch(() => ''));
+    if (m && m[1] === comm && Number(m[2]) === pgid) return true;
+  }
+  return false;
 }
