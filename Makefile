@@ -15,7 +15,7 @@ SHELL := /bin/bash
 
 # Debian packages the tests, demo and bench need (one list: add new ones here).
 DEB_PACKAGES := xfsprogs xfsdump rsync acl attr samba smbclient busybox-static \
-	util-linux time postgresql mariadb-server slapd subversion \
+	util-linux util-linux-extra time postgresql mariadb-server slapd subversion \
 	initramfs-tools-core grub-pc-bin grub2-common fdisk e2fsprogs openssl \
 	python3-aiosmtpd msmtp python3-prometheus-client libxml2-utils dpkg-dev binutils lintian sudo qemu-system-x86 lvm2 mt-st cpio kmod xz-utils zstd iproute2 mmdebstrap
 # Node.js (>= 20.5) is not from Debian 12 (which has 18): it must already be installed.

@@ -96,8 +96,8 @@ databases() {
 	pg_createcluster -d "/home/system/postgresql/$v/main" "$v" main >/dev/null
 	systemctl start "postgresql@$v-main"
 	runuser -u postgres -- psql -XAtq -c 'CREATE DATABASE app'
-	runuser -u postgres -- psql -XAtq -d app -c 'CREATE TABLE rows (n serial PRIMARY KEY, t timestamptz NOT NULL DEFAULT now(), what text NOT NULL)'
-	runuser -u postgres -- psql -XAtq -d app -c "INSERT INTO rows (what) SELECT 'row ' || i FROM generate_series(1, 1000) i"
+	runuser -u postgres -- psql -XAtq -d app -c 'CREATE TABLE ticks (n serial PRIMARY KEY, t timestamptz NOT NULL DEFAULT now(), what text NOT NULL)'
+	runuser -u postgres -- psql -XAtq -d app -c "INSERT INTO ticks (what) SELECT 'row ' || i FROM generate_series(1, 1000) i"
 
 	# MariaDB: data directory copied to /home/system/mysql and named in a configuration file. The unit's
 	# ProtectHome would hide /home from the server: a drop-in lifts it.
@@ -109,8 +109,8 @@ databases() {
 	printf '[Service]\nProtectHome=false\n' >/etc/systemd/system/mariadb.service.d/home.conf
 	systemctl daemon-reload
 	systemctl start mariadb
-	mariadb -e "CREATE DATABASE app; CREATE TABLE app.rows (n INT AUTO_INCREMENT PRIMARY KEY, t DATETIME(3) NOT NULL DEFAULT NOW(3), what VARCHAR(64) NOT NULL) ENGINE=InnoDB"
-	mariadb -e "INSERT INTO app.rows (what) SELECT CONCAT('row ', seq) FROM seq_1_to_1000"
+	mariadb -e "CREATE DATABASE app; CREATE TABLE app.ticks (n INT AUTO_INCREMENT PRIMARY KEY, t DATETIME(3) NOT NULL DEFAULT NOW(3), what VARCHAR(64) NOT NULL) ENGINE=InnoDB"
+	mariadb app -e "INSERT INTO ticks (what) SELECT CONCAT('row ', seq) FROM seq_1_to_1000"
 }
 
 etc() {

@@ -24,7 +24,7 @@ SUITE=${DRKIT_APPLIANCE_SUITE:-trixie}
 # default compression.
 PACKAGES="linux-image-amd64 grub-pc lvm2 xfsprogs xfsdump rsync systemd-sysv udev initramfs-tools busybox zstd
 cron openssh-server postgresql mariadb-server acl attr nodejs kmod ifupdown procps util-linux e2fsprogs dbus
-init-system-helpers libstdc++6 libgcc-s1 sudo"
+init-system-helpers libstdc++6 libgcc-s1 sudo util-linux-extra"
 
 mirror() {
   if [ -n "${DRKIT_VM_MIRROR:-}" ]; then echo "$DRKIT_VM_MIRROR"; return; fi
