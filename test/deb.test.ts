@@ -273,6 +273,7 @@ t.test('make deb: lintian clean; dpkg -i, drkit runs, upgrade keeps a changed co
   const fields = (await sh('dpkg-deb', ['-f', newDeb, 'Architecture', 'Depends', 'Recommends', 'Suggests'])).stdout;
   t.match(fields, /^Architecture: (amd64|arm64)$/m, 'architecture-specific (serialport ships a native addon)');
   t.match(fields, /^Depends: nodejs \(>= 20\.5\), xfsdump, xfsprogs, rsync, /m, 'depends on nodejs >= 20.5, xfsdump, xfsprogs, rsync');
+  t.match(fields, /^Depends: .*\butil-linux-extra\b/m, 'depends on util-linux-extra (fincore, with which verification proves it reads the disk, not the cache)');
   t.match(fields, /libc6 \(>= [\d.]+\)/, 'and on the C library the addon needs (dpkg-shlibdeps)');
   t.match(fields, /^Recommends: .*smbclient/m, 'recommends smbclient');
   t.match(fields, /^Suggests: .*lvm2, mt-st/m, 'suggests lvm2 and mt-st');

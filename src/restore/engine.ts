@@ -15,6 +15,7 @@ import { restoreChain, type ChainRestoreOptions } from './chain.js';
 import { progressLine } from '../dump/progress.js';
 import { writeFileAtomic } from '../state/atomic.js';
 import { syncFilesystem } from '../exec/sync.js';
+import { completeRestoredHistory } from './restored-history.js';
 import { clearUnfinished, readUnfinished, recordedDevice, syncFile, withdrawMarkers, writeUnfinished } from './unfinished.js';
 
 export const RESTORE_SPOOL_MARKER = '.restorespool';
@@ -157,6 +158,10 @@ export async function fullRestore(cfg: Config, o: FullRestoreOptions): Promise<F
       askForMedium: o.askForMedium,
     }),
   );
+
+  // The restored copy's run history still shows the newest dump's own run as running (restored-history.ts).
+  const history = await completeRestoredHistory(cfg.paths, o.chain.at(-1)!).catch((err: Error) => `run history of the restored system not completed: ${err.message}`);
+  if (history) log.info(history);
 
   const markers = await step('markers', 'setting the markers for the next boot', async () => {
     // The restored data must be on the disk before the record says the restore is complete.
