@@ -56,6 +56,28 @@ t.test('cron: a new appliance is due at once; then silent until the next schedul
   t.equal((JSON.parse(list.stdout) as { hosts: { dumps: unknown[] }[] }).hosts[0]!.dumps.length, 1);
 });
 
+t.test('cron on a machine with no backup history whose target already holds this host\'s dumps (a reinstall): refuses until adopted by hand', async (t) => {
+  const sb = await makeSandbox(t, { systemCopy: false, verify: 'never' });
+  await writeFile(path.join(sb.home.mnt, 'f'), 'data');
+  const conf = await writeConfig(sb.cfg);
+  const made = await runCli(['--config', conf, 'backup', '--no-progress']);
+  t.equal(made.code, 0, made.stderr);
+  const targetDir = sb.cfg.targets.disk!.kind === 'file' ? sb.cfg.targets.disk!.dir : '';
+  const before = await targetFiles(targetDir, sb.cfg.host);
+  // The fresh install: same configuration, no run history.
+  execFileSync('rm', ['-f', sb.cfg.paths.state]);
+  for (const hour of ['10', '11']) {
+    const r = await runCli(['--config', conf, 'cron', '--now', `2026-11-24T${hour}:00:00`]);
+    t.equal(r.code, 1, `cron at ${hour}:00 refuses with exit 1`);
+    t.match(r.stderr, /no backup in this machine's run history .* already holds 1 dump\(s\) of .*restore it first \(drkit wizard\).*run `drkit backup` once/s);
+  }
+  t.same(await targetFiles(targetDir, sb.cfg.host), before, 'nothing written to the target');
+  const adopt = await runCli(['--config', conf, 'backup', '--no-progress']);
+  t.equal(adopt.code, 0, `drkit backup by hand adopts the target: ${adopt.stderr}`);
+  const after = await runCli(['--config', conf, 'cron', '--now', '2026-11-24T12:00:00']);
+  t.same([after.code, after.stderr], [0, ''], 'then cron is itself again (not due: silent)');
+});
+
 t.test('exit codes: 2 for usage and config errors (nothing touched), 1 for a failed job', async (t) => {
   const sb = await makeSandbox(t, { systemCopy: false, verify: 'never' });
   const conf = await writeConfig(sb.cfg);

@@ -1,4 +1,5 @@
 // `drkit cron` and `drkit backup`.
+import path from 'node:path';
 import type { GlobalOptions } from './context.js';
 import { commandLogger, loadConfigOrExit } from './context.js';
 import { CliError, EXIT } from './exit.js';
@@ -28,6 +29,7 @@ export async function cronCommand(g: GlobalOptions, o: { now?: string }): Promis
   const { viewDue } = await import('../schedule/decide.js');
   const { decision, stateProblem, history } = await viewDue(cfg, now);
   if (stateProblem) process.stderr.write(`drkit: ${stateProblem}\n`);
+  if (decision.due && (await cronRefusesUnadopted(cfg, history))) return;
   if (decision.due) await cronBackup(cfg, g, now, o.now !== undefined, decision.reason);
   // Every hour, due or not: a backup that has silently stopped is noticed (mailed once).
   const after = decision.due ? (await viewDue(cfg, now)).history : history;
@@ -63,6 +65,45 @@ async function cronHalfRestored(cfg: Config, g: GlobalOptions, now: Date, known?
   } finally {
     await log.close();
   }
+}
+
+/**
+ * No backup in this machine's run history, yet its target already holds complete dumps of this host: most
+ * likely the appliance was reinstalled after a loss and not restored yet (the wizard is meant to run on a
+ * fresh install that has drkit's configuration). A backup now would put a full dump of an almost empty home
+ * at the top of the target, and retention would count it as a chain and could prune the good ones. So cron
+ * refuses, exit 1, said every hour (someone has to act); `drkit backup` run by hand adopts the target.
+ * Returns true when it refused.
+ */
+async function cronRefusesUnadopted(cfg: Config, history: RunRecord[]): Promise<boolean> {
+  if (history.some((r) => r.status === 'success')) return false;
+  const { openTarget } = await import('../target/registry.js');
+  let manifests: string[];
+  let display: string;
+  try {
+    const target = await openTarget(cfg.targets[cfg.dump.target]!);
+    display = target.display;
+    try {
+      manifests = (await target.list(cfg.host)).map((o) => o.name).filter((n) => n.endsWith('.json')).sort();
+    } finally {
+      await target.close?.();
+    }
+  } catch {
+    // Cannot tell (share down, disk not mounted): the backup runs, fails the same way, and reports it as a run.
+    return false;
+  }
+  if (!manifests.length) return false;
+  const newest = path.basename(manifests.at(-1)!, '.json');
+  const line =
+    `no backup in this machine's run history (${cfg.paths.state}), but ${display} already holds ${manifests.length} dump(s) of ${cfg.host} (newest ${newest}): ` +
+    `if this machine was reinstalled after a loss, restore it first (drkit wizard); to back up onto this target anyway, run \`drkit backup\` once. No automatic backup until then.`;
+  const { createLogger } = await import('../report/log.js');
+  const log = createLogger({ logDir: cfg.paths.logDir, tag: 'cron' });
+  log.error(line);
+  await log.close();
+  process.stderr.write(`drkit: ${line}\n`);
+  process.exitCode = EXIT.failed;
+  return true;
 }
 
 async function cronBackup(cfg: Config, g: GlobalOptions, now: Date, fixedNow: boolean, reason: string): Promise<void> {
