@@ -13,7 +13,7 @@ import { makeLoopXfs, requireTools } from './lib/loopfs.js';
 import { writeConfig, runCli, CLI } from './lib/cli.js';
 import { startInPty } from './lib/pty.js';
 import { populateTree, compareTrees } from './lib/tree.js';
-import { runBackup } from '../src/pipeline/backup.js';
+import { backupRun } from '../src/pipeline/run.js';
 import { quietLogger } from '../src/report/log.js';
 import { renderSettings, type InitrdSettings } from '../src/restore/initrd-install.js';
 import { BOOT_RECORD, STATE_RECORD } from '../src/restore/unfinished.js';
@@ -96,7 +96,8 @@ async function backedUp(t: Tap): Promise<{ sb: Sandbox; conf: string; reference:
   const bulk = path.join(sb.home.mnt, 'bulk');
   await mkdir(bulk);
   for (let i = 0; i < 48; i++) await writeFile(path.join(bulk, `f${i}`), Buffer.alloc(4 * MiB, 0x30 + (i % 40)));
-  await runBackup(sb.cfg, { log: quietLogger() });
+  // As cron or an operator makes it: recorded in the run history (a restored machine has it back).
+  await backupRun(sb.cfg, { log: quietLogger() });
   const ref = await makeLoopXfs(t, { sizeMiB: 600 });
   execFileSync('rsync', ['-aHAXS', '--numeric-ids', `${sb.home.mnt}/`, `${ref.mnt}/`]);
   return { sb, conf: await writeConfig(sb.cfg), reference: ref.mnt };
@@ -281,7 +282,7 @@ t.test('the wizard cut by a power cut during xfsrestore; home still mounted half
 t.test('when the record cannot be written, nothing is formatted and no record is left', async (t) => {
   const sb = await makeSandbox(t, { systemCopy: false, verify: 'never' });
   await writeFile(path.join(sb.home.mnt, 'keep'), 'precious');
-  await runBackup(sb.cfg, { log: quietLogger() });
+  await backupRun(sb.cfg, { log: quietLogger() });
   const uuid = blkid(sb.home.dev, 'UUID');
   // [paths] boot is a plain file here: the copy of the record next to the boot marker cannot be written.
   const notADir = path.join(sb.work, 'boot-is-a-file');
