@@ -18,13 +18,7 @@ SUITE=${DRKIT_VM_SUITE:-trixie-backports}
 # Modules the initramfs loads before it can reach the host's root (virtio_pci and virtio-serial are built in).
 INITRD_MODULES="virtio_blk 9p 9pnet_virtio overlay"
 
-mirror() {
-  if [ -n "${DRKIT_VM_MIRROR:-}" ]; then echo "$DRKIT_VM_MIRROR"; return; fi
-  local m
-  m=$(grep -rhoE '^(URIs:|deb)[[:space:]]+[^[:space:]]+/debian/?([[:space:]]|$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null |
-    awk '{print $2}' | grep -v -- '-security' | head -n1 || true)
-  echo "${m:-http://deb.debian.org/debian}"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/mirror.sh"
 
 OUT=$CACHE/kernel-$ABI
 [ -e "$OUT/.complete" ] && { echo "$OUT"; exit 0; }

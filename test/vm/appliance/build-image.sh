@@ -29,13 +29,7 @@ PACKAGES="linux-image-amd64 grub-pc lvm2 xfsprogs xfsdump rsync systemd-sysv ude
 login cron openssh-server postgresql mariadb-server acl attr nodejs kmod procps util-linux e2fsprogs dbus
 init-system-helpers libstdc++6 libgcc-s1 sudo util-linux-extra"
 
-mirror() {
-  if [ -n "${DRKIT_VM_MIRROR:-}" ]; then echo "$DRKIT_VM_MIRROR"; return; fi
-  local m
-  m=$(grep -rhoE '^(URIs:|deb)[[:space:]]+[^[:space:]]+/debian/?([[:space:]]|$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null |
-    awk '{print $2}' | grep -v -- '-security' | head -n1 || true)
-  echo "${m:-http://deb.debian.org/debian}"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../mirror.sh"
 MIRROR=$(mirror)
 KEY=$( { cat "${BASH_SOURCE[0]}"; echo "$SUITE $MIRROR"; } | sha256sum | cut -c1-16)
 OUT=$CACHE/appliance-$KEY
