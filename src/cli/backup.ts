@@ -83,11 +83,7 @@ async function cronRefusesUnadopted(cfg: Config, history: RunRecord[]): Promise<
   try {
     const target = await openTarget(cfg.targets[cfg.dump.target]!);
     display = target.display;
-    try {
-      manifests = (await target.list(cfg.host)).map((o) => o.name).filter((n) => n.endsWith('.json')).sort();
-    } finally {
-      await target.close?.();
-    }
+    manifests = (await target.list(cfg.host)).map((o) => o.name).filter((n) => n.endsWith('.json')).sort();
   } catch {
     // Cannot tell (share down, disk not mounted): the backup runs, fails the same way, and reports it as a run.
     return false;

@@ -51,22 +51,10 @@ export async function makeFifo(p: string): Promise<void> {
   await run('mkfifo', ['-m', '600', '--', p]);
 }
 
-/**
- * A private (mode 0700) folder in the temporary directory for `fn`, removed afterwards. One left by a
- * process that died is removed by the next run (its pid is in the name).
- */
-export async function withPrivateDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+export async function openPipe(): Promise<Pipe> {
   sweepDead();
   const dir = mkdtempSync(path.join(os.tmpdir(), `${PREFIX}${process.pid}-`)); // mode 0700
   try {
-    return await fn(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-export async function openPipe(): Promise<Pipe> {
-  return withPrivateDir(async (dir) => {
     const p = path.join(dir, 'p');
     await makeFifo(p);
     // Opening one end of a FIFO blocks until the other end is open. A non-blocking reader first lets the
@@ -80,5 +68,7 @@ export async function openPipe(): Promise<Pipe> {
     } finally {
       closeSync(probe);
     }
-  });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

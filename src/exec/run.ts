@@ -102,11 +102,6 @@ export interface Spawned {
   /** Resolves with the exit code (or rejects if it could not start); never rejects for a non-zero exit. */
   readonly done: Promise<{ exitCode: number | undefined; signal: string | undefined }>;
   kill(signal?: NodeJS.Signals): void;
-  /**
-   * Let Node exit while this child still runs (a helper kept between operations): the child and its
-   * stdio pipes no longer hold the event loop. The child sees its stdin close when we exit.
-   */
-  unref(): void;
 }
 
 export async function spawn(cmd: string, args: readonly string[], opts: SpawnOptions = {}): Promise<Spawned> {
@@ -143,10 +138,6 @@ export async function spawn(cmd: string, args: readonly string[], opts: SpawnOpt
     done,
     kill: (signal: NodeJS.Signals = 'SIGTERM') => {
       child.kill(signal);
-    },
-    unref: () => {
-      child.unref();
-      for (const s of [child.stdin, child.stdout, child.stderr] as unknown as ({ unref?: () => void } | null)[]) s?.unref?.();
     },
   };
 }

@@ -95,8 +95,7 @@ export function joinRemote(...parts: string[]): string {
 
 const PROTOCOL: Record<SmbProtocol, string> = { SMB2: 'SMB2_02', SMB3: 'SMB3_00' };
 
-/** `commands` runs them and exits (`-c`); without, smbclient reads its commands from stdin (SmbShell). */
-export function smbclientArgs(s: SmbSession, commands?: string): string[] {
+export function smbclientArgs(s: SmbSession, commands: string): string[] {
   if (!/^[A-Za-z0-9._-]+$/.test(s.server) && !/^\[[0-9A-Fa-f:.]+\]$/.test(s.server)) throw new Error(`SMB server '${s.server}': not a host name or address`);
   if (!s.share || /[\x00-\x1f/\\"]/.test(s.share)) throw new Error(`SMB share '${s.share}': not a share name`);
   return [
@@ -110,7 +109,7 @@ export function smbclientArgs(s: SmbSession, commands?: string): string[] {
     `--option=client signing=${s.signing}`,
     `--option=client smb encrypt=${s.encryption}`,
     '--option=unix charset=UTF-8', // our names are UTF-8, whatever the system's smb.conf says
-    ...(commands === undefined ? [] : ['-c', commands]),
+    '-c', commands,
   ];
 }
 
@@ -375,209 +374,24 @@ function judge(s: SmbSession, o: Outcome, tolerate?: ReadonlySet<string>): SmbEr
 }
 
 // ---------------------------------------------------------------------------------------------------
-// One smbclient for many small operations
+// Operations
 
 /**
- * Why: every smbclient run is a process, a TCP connection, an SMB3 negotiation, a logon with key
- * exchange and a tree connect (30-50 ms and about 20 ms of CPU each here, plus smbd forking a server
- * process); a backup's catalog, size check, rename, manifest and retention took about ten of them. An
- * SmbShell is one smbclient that reads its commands from stdin, driven request by request (the way
- * restic drives rclone over stdio): one logon for all of them. The bulk data of a dump still goes
- * through a run of its own (smbPut, smbGet): `put -` reads the file from stdin, which here carries the
- * commands.
- *
- * Framing: on a pipe smbclient prints no prompt and it has no echo command. Each request ends with
- * `lcd /dev/null/drkit-end-N`: changing the local directory to a path below a character device fails at
- * once, locally (no round trip), and prints that path: a numbered end-of-reply marker. With -E every
- * message goes to stderr, unbuffered and in order; the data of a `get NAME -` goes to stdout.
- *
- * `stdbuf -i0`: smbclient polls stdin, then reads one line with fgets; lines that stdio buffered along
- * with it wait until more bytes arrive in the pipe (measured: a request written together with its marker
- * got no answer). With stdin unbuffered, smbclient takes from the pipe only the line it executes.
+ * Run `;`-separated commands (names already quoted with quoteRemote) and return the transcript.
+ * Throws the first failure whose status is not in `tolerate`. smbclient's exit status is ignored when a
+ * tolerated status explains it: it only reflects the last command.
  */
-interface ShellRequest {
-  tolerate?: ReadonlySet<string>;
-  signal?: AbortSignal;
-  owed?: (reply: string) => number;
-  dataLimit?: { bytes: number; error: () => Error };
+export async function smbCommands(s: SmbSession, commands: string[], o: { tolerate?: ReadonlySet<string>; signal?: AbortSignal } = {}): Promise<string> {
+  const inv = await start(s, commands.join('; '), { signal: o.signal });
+  const out = await inv.outcome;
+  if (out.aborted) throw abortError(o.signal);
+  const failed = judge(s, out, o.tolerate);
+  if (failed) throw failed;
+  if (out.exitCode !== 0 && !(o.tolerate && [...o.tolerate].some((st) => out.text.includes(st)))) {
+    throw new SmbError('other', `smbclient exit code ${out.exitCode}: ${lastLines(out.text, 3)}`);
+  }
+  return out.text;
 }
-
-export class SmbShell {
-  /** What smbclient printed on stderr since the last reply (the logon's messages before the first). */
-  private text = '';
-  private data: Buffer[] = [];
-  private dataBytes = 0;
-  private seq = 0;
-  private exit: { exitCode: number | undefined; signal: string | undefined } | undefined;
-  private killed = false;
-  private last = Date.now();
-  private wake: (() => void) | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
-
-  private constructor(
-    private readonly s: SmbSession,
-    private readonly child: Spawned,
-  ) {
-    const touch = () => {
-      this.last = Date.now();
-      this.wake?.();
-    };
-    child.stderr.on('data', (d: Buffer) => {
-      if (this.text.length < MAX_TEXT) this.text += d.toString('utf8');
-      touch();
-    });
-    child.stdout!.on('data', (d: Buffer) => {
-      this.data.push(d);
-      this.dataBytes += d.length;
-      touch();
-    });
-    child.stdin!.on('error', () => undefined); // a dead smbclient: its exit says why
-    child.done.then(
-      (r) => (this.exit = r),
-      (err: Error) => {
-        this.exit = { exitCode: undefined, signal: undefined };
-        this.text += `\n${err.message}`;
-      },
-    ).finally(touch);
-    // Idle between operations, it must not keep Node alive (smbclient ends when our end of its stdin
-    // closes); a request in flight keeps the loop alive by its watchdog timer.
-    child.unref();
-  }
-
-  static async start(s: SmbSession): Promise<SmbShell> {
-    const child = await spawn('stdbuf', ['-i0', 'smbclient', ...smbclientArgs(s)], {
-      env: { ...SCRUBBED_ENV, LC_ALL: 'C.UTF-8' },
-      stdin: 'pipe',
-      stdout: 'pipe',
-    });
-    return new SmbShell(s, child);
-  }
-
-  /** smbclient still runs and its connection has not failed: it can take a request. */
-  alive(): boolean {
-    return this.exit === undefined && !this.killed;
-  }
-
-  /**
-   * Send `commands` (names quoted with quoteRemote) and return what smbclient printed for them; throws
-   * the first failure whose status is not in `tolerate`. Requests run one after the other. `owed`: the
-   * number of bytes smbclient announced it writes to stdout (a `get NAME -`), read from the reply;
-   * more than `dataLimit.bytes` fails with its error (and ends the session: the rest would be nobody's).
-   */
-  run(commands: string[], o: ShellRequest = {}): Promise<{ text: string; data: Buffer }> {
-    const p = this.queue.then(() => this.request(commands, o));
-    this.queue = p.catch(() => undefined);
-    return p;
-  }
-
-  private async request(commands: string[], o: ShellRequest): Promise<{ text: string; data: Buffer }> {
-    if (o.signal?.aborted) throw abortError(o.signal);
-    if (!this.alive()) throw new SmbError('disconnected', `smbclient session to ${this.s.server}:${this.s.port} has ended`);
-    const marker = `chdir to /dev/null/drkit-end-${++this.seq} failed`;
-    this.data = [];
-    this.dataBytes = 0;
-    this.last = Date.now();
-    this.child.stdin!.write(`${commands.join('\n')}\nlcd /dev/null/drkit-end-${this.seq}\n`);
-    let reply: string | undefined;
-    let owed: number | undefined;
-    const limitMs = this.s.timeoutSec * 1000;
-    const timer = setInterval(() => this.wake?.(), Math.min(1000, Math.max(100, limitMs / 4)));
-    let aborted = false;
-    const onAbort = () => {
-      aborted = true;
-      this.wake?.();
-    };
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      for (;;) {
-        if (reply === undefined) {
-          const at = this.text.indexOf(marker);
-          if (at >= 0) {
-            reply = this.text.slice(0, at);
-            this.text = this.text.slice(this.text.indexOf('\n', at) + 1);
-            const failed = diagnose(this.s, reply, o.tolerate);
-            if (failed) {
-              // A connection that failed is not used again: the next request logs on anew.
-              if (serverUnusable(failed) || failed.failure === 'disconnected') this.kill();
-              throw failed;
-            }
-            try {
-              owed = o.owed?.(reply) ?? 0;
-            } catch (err) {
-              this.kill(); // what it still writes to stdout is nobody's
-              throw err;
-            }
-          }
-        }
-        if (reply !== undefined && this.dataBytes >= owed!) {
-          if (this.dataBytes > owed!) {
-            this.kill();
-            throw new SmbError('other', `smbclient wrote ${this.dataBytes} bytes where it announced ${owed}`);
-          }
-          return { text: reply, data: Buffer.concat(this.data) };
-        }
-        if (o.dataLimit && this.dataBytes > o.dataLimit.bytes) {
-          this.kill();
-          throw o.dataLimit.error();
-        }
-        if (aborted) {
-          this.kill();
-          throw abortError(o.signal);
-        }
-        const stalled = Date.now() - this.last > limitMs;
-        if (stalled || this.exit) {
-          const text = reply ?? this.text;
-          this.kill();
-          const out: Outcome = { exitCode: this.exit?.exitCode, signal: this.exit?.signal, text, stalled, aborted: false, killed: stalled };
-          throw (
-            judge(this.s, out, o.tolerate) ??
-            new SmbError('disconnected', `smbclient ended before it answered (exit code ${out.exitCode ?? out.signal}): ${lastLines(text, 3)}`)
-          );
-        }
-        await new Promise<void>((r) => (this.wake = r));
-        this.wake = undefined;
-      }
-    } finally {
-      clearInterval(timer);
-      o.signal?.removeEventListener('abort', onAbort);
-    }
-  }
-
-  private kill(): void {
-    if (this.exit) return;
-    this.killed = true;
-    this.child.kill('SIGKILL');
-  }
-
-  /** End the session: smbclient quits at the end of its stdin; one that does not is killed. */
-  async close(): Promise<void> {
-    this.child.stdin!.end();
-    const grace = setTimeout(() => this.kill(), EXIT_GRACE_MS);
-    await this.child.done.catch(() => undefined);
-    clearTimeout(grace);
-  }
-}
-
-/** Read the small file `remote` whole (at most `limit` bytes) through a session. */
-export async function shellGet(shell: SmbShell, remote: string, limit: number, signal?: AbortSignal): Promise<Buffer> {
-  const tooLarge = () => new SmbError('other', `${remote} is larger than ${limit} bytes`);
-  const owed = (reply: string) => {
-    const announced = reply.match(/getting file .* of size (\d+) as -/);
-    if (!announced) throw new SmbError('other', `smbclient get ${remote}: no transfer reported: ${lastLines(reply, 3)}`);
-    if (Number(announced[1]) > limit) throw tooLarge();
-    return Number(announced[1]);
-  };
-  return (await shell.run([`get ${quoteRemote(remote)} -`], { owed, dataLimit: { bytes: limit, error: tooLarge }, signal })).data;
-}
-
-/** Copy the local file `local` to `remote` (overwritten) through a session, creating `mkdirs` first. */
-export async function shellPut(shell: SmbShell, local: string, remote: string, mkdirs: string[], signal?: AbortSignal): Promise<void> {
-  if (/[\x00-\x1f"]/.test(local)) throw new Error(`local path ${JSON.stringify(local)} cannot be quoted for smbclient`);
-  await shell.run([...mkdirs.map((d) => `mkdir ${quoteRemote(d)}`), `put "${local}" ${quoteRemote(remote)}`], { tolerate: ALREADY_EXISTS, signal });
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Transfers: one smbclient run each
 
 /** smbclient running one transfer through a pipe. */
 export interface SmbTransfer {

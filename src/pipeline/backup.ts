@@ -95,8 +95,6 @@ export async function runBackup(cfg: Config, opts: BackupOptions): Promise<Backu
     await target.device.release();
     log.info(`next backup: insert the ${target.device.nextMedium([...catalog.dumps, manifest], now())}`);
   }
-  // An SMB target's session ends here, counted in this run; after a failure it ends when drkit exits.
-  await target.close?.();
   return { manifest, target: targetCfg.name, pruned: victims.map((v) => v.id) };
 }
 

@@ -3,11 +3,6 @@
 // `.<name>.partial`, is checked for size, and only then renamed over the final name in one step
 // (SMB2 rename with replace-if-exists), so there is no moment without an object under the final name
 // once one existed, and never a short one.
-//
-// Two kinds of smbclient run: a dump's data goes through a run of its own (`put -`, `get -`: a pipe,
-// nothing staged); everything else (listings, size checks, renames, manifests, deletions) goes through
-// one long-lived smbclient session per target (SmbShell), started on first use and ended after
-// IDLE_MS without a request or by close(): one logon instead of one per step.
 import type { SmbTargetConfig } from '../config/types.js';
 import {
   NOT_FOUND,
@@ -19,29 +14,18 @@ import {
   quoteListing,
   quoteRemote,
   serverUnusable,
-  shellGet,
-  shellPut,
+  smbCommands,
   smbGet,
   smbPut,
-  SmbShell,
   EXIT_GRACE_MS,
   type SmbEntry,
   type SmbSession,
 } from '../exec/smbclient.js';
-import { withPrivateDir } from '../exec/fifo.js';
 import { checkCredentialsFile } from './smb-credentials.js';
 import { FdTarget, isPartialName, partialName, type Download, type ObjectInfo, type TransferOptions, type Upload } from './target.js';
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
 
-/** Deletions sent in one request to the session; bounded so a reply stays small. */
+/** `del` takes several names per smbclient run; bounded so the command line stays short. */
 const DELETE_BATCH = 50;
-/**
- * A session unused this long is ended. Long enough to carry a backup's steps before and after a short
- * dump; short enough that after a long one the steps log on anew rather than trust a connection that sat
- * idle while the server may have restarted.
- */
-const IDLE_MS = 10_000;
 
 /** Each folder on the way to `path`, outermost first (smbclient has no mkdir -p). */
 function folders(path: string): string[] {
@@ -51,10 +35,6 @@ function folders(path: string): string[] {
 
 export class SmbTarget extends FdTarget {
   readonly display: string;
-  /** The session for small operations (see the top of this file); replaced when it has ended. */
-  private shell: Promise<SmbShell> | undefined;
-  private idle: NodeJS.Timeout | undefined;
-  private busy = 0;
 
   constructor(private readonly cfg: SmbTargetConfig) {
     super();
@@ -88,42 +68,6 @@ export class SmbTarget extends FdTarget {
     return err as Error;
   }
 
-  /** Run commands on the session, starting one (a logon) when there is none or the last has ended. */
-  private async command(
-    s: SmbSession,
-    commands: string[],
-    o: { tolerate?: ReadonlySet<string>; signal?: AbortSignal } = {},
-  ): Promise<string> {
-    return (await this.withShell(s, (sh) => sh.run(commands, o))).text;
-  }
-
-  private async withShell<T>(s: SmbSession, fn: (sh: SmbShell) => Promise<T>): Promise<T> {
-    clearTimeout(this.idle);
-    this.busy++;
-    try {
-      const prev = this.shell;
-      const next = (async () => {
-        const sh = await prev?.catch(() => undefined);
-        return sh?.alive() ? sh : SmbShell.start(s);
-      })();
-      this.shell = next;
-      return await fn(await next);
-    } finally {
-      if (--this.busy === 0) {
-        this.idle = setTimeout(() => void this.close(), IDLE_MS);
-        this.idle.unref();
-      }
-    }
-  }
-
-  /** End the session now (the end of a run); the next operation starts a new one. */
-  async close(): Promise<void> {
-    clearTimeout(this.idle);
-    const sh = this.shell;
-    this.shell = undefined;
-    await (await sh?.catch(() => undefined))?.close();
-  }
-
   async create(name: string, o: TransferOptions = {}): Promise<Upload> {
     const final = this.remote(name);
     const tmp = this.remote(partialName(name));
@@ -151,7 +95,7 @@ export class SmbTarget extends FdTarget {
         // smbclient's put reports errors, but a complete-looking dump must be complete: ask the server.
         const stored = await this.entry(s, tmp, o.signal);
         if (stored?.size !== bytes) throw new SmbError('other', `${tmp} holds ${stored?.size ?? 'no'} bytes on the share after ${bytes} were sent`);
-        await this.command(s, [`rename ${quoteRemote(tmp)} ${quoteRemote(final)} -f`], { signal: o.signal });
+        await smbCommands(s, [`rename ${quoteRemote(tmp)} ${quoteRemote(final)} -f`], { signal: o.signal });
       },
       abort: async (cause, idle) => {
         // smbclient stopped taking data (broken pipe) or exited before the end of data: it is ending on
@@ -179,7 +123,7 @@ export class SmbTarget extends FdTarget {
     // A server that refused us or does not answer cannot clean up either (and asking would cost another
     // timeout).
     if (serverUnusable(err)) return this.fail(`saving ${name}`, err);
-    const cleanup = await this.command(s, [`del ${quoteRemote(tmp)}`], { tolerate: NOT_FOUND }).then(
+    const cleanup = await smbCommands(s, [`del ${quoteRemote(tmp)}`], { tolerate: NOT_FOUND }).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -194,7 +138,7 @@ export class SmbTarget extends FdTarget {
 
   /** The listing entry of one file, or undefined if it does not exist. */
   private async entry(s: SmbSession, path: string, signal?: AbortSignal): Promise<SmbEntry | undefined> {
-    const text = await this.command(s, [`ls ${quoteRemote(path)}`], { tolerate: NOT_FOUND, signal });
+    const text = await smbCommands(s, [`ls ${quoteRemote(path)}`], { tolerate: NOT_FOUND, signal });
     const base = path.slice(path.lastIndexOf('/') + 1);
     return parseListing(text).find((e) => !e.directory && e.name === base);
   }
@@ -223,42 +167,9 @@ export class SmbTarget extends FdTarget {
     };
   }
 
-  /** A manifest, read through the session (no run of its own). */
-  async readSmall(name: string, limit: number): Promise<Buffer> {
-    const s = await this.session();
-    try {
-      return await this.withShell(s, (sh) => shellGet(sh, this.remote(name), limit));
-    } catch (err) {
-      throw this.fail(`reading ${name}`, err);
-    }
-  }
-
-  /**
-   * A manifest, written through the session with the guarantees of create + commit: to the partial name,
-   * size checked on the server, renamed over the final name. smbclient's `put` in a session copies a
-   * local file (its stdin carries the commands), so the few bytes are staged in a private temporary folder.
-   */
-  async writeSmall(name: string, data: Buffer): Promise<void> {
-    const final = this.remote(name);
-    const tmp = this.remote(partialName(name));
-    const s = await this.session();
-    try {
-      await withPrivateDir(async (dir) => {
-        const local = path.join(dir, 'object');
-        await writeFile(local, data, { mode: 0o600 });
-        await this.withShell(s, (sh) => shellPut(sh, local, tmp, folders(final)));
-      });
-      const stored = await this.entry(s, tmp);
-      if (stored?.size !== data.length) throw new SmbError('other', `${tmp} holds ${stored?.size ?? 'no'} bytes on the share after ${data.length} were sent`);
-      await this.command(s, [`rename ${quoteRemote(tmp)} ${quoteRemote(final)} -f`]);
-    } catch (err) {
-      throw await this.cleanUp(s, name, tmp, err as Error);
-    }
-  }
-
   /** Files in `dir`, partials included. */
   private async files(s: SmbSession, dir: string): Promise<SmbEntry[]> {
-    const text = await this.command(s, [`ls ${quoteListing(this.remote(dir))}`], { tolerate: NOT_FOUND });
+    const text = await smbCommands(s, [`ls ${quoteListing(this.remote(dir))}`], { tolerate: NOT_FOUND });
     return parseListing(text).filter((e) => !e.directory);
   }
 
@@ -278,7 +189,7 @@ export class SmbTarget extends FdTarget {
   async remove(name: string): Promise<void> {
     const s = await this.session();
     try {
-      await this.command(s, [`del ${quoteRemote(this.remote(name))}`], { tolerate: NOT_FOUND });
+      await smbCommands(s, [`del ${quoteRemote(this.remote(name))}`], { tolerate: NOT_FOUND });
     } catch (err) {
       throw this.fail(`removing ${name}`, err);
     }
@@ -290,7 +201,7 @@ export class SmbTarget extends FdTarget {
       const partials = (await this.files(s, dir)).filter((e) => isPartialName(e.name)).map((e) => joinRemote(dir, e.name));
       for (let i = 0; i < partials.length; i += DELETE_BATCH) {
         const batch = partials.slice(i, i + DELETE_BATCH);
-        await this.command(s, batch.map((n) => `del ${quoteRemote(this.remote(n))}`), { tolerate: NOT_FOUND });
+        await smbCommands(s, batch.map((n) => `del ${quoteRemote(this.remote(n))}`), { tolerate: NOT_FOUND });
       }
       return partials;
     } catch (err) {
@@ -306,8 +217,8 @@ export class SmbTarget extends FdTarget {
     const s = await this.session();
     try {
       const dir = this.cfg.dir;
-      let text = dir ? await this.command(s, [`ls ${quoteRemote(dir)}`], { tolerate: NOT_FOUND }) : '';
-      if (parseFreeSpace(text) === undefined) text = await this.command(s, ['ls'], { tolerate: NOT_FOUND });
+      let text = dir ? await smbCommands(s, [`ls ${quoteRemote(dir)}`], { tolerate: NOT_FOUND }) : '';
+      if (parseFreeSpace(text) === undefined) text = await smbCommands(s, ['ls'], { tolerate: NOT_FOUND });
       return parseFreeSpace(text);
     } catch (err) {
       throw this.fail('reading free space', err);

@@ -165,15 +165,6 @@ export interface Target {
   freeSpace(): Promise<number | undefined>;
   /** Free and total bytes, for targets that can tell both (the report's "% full" warning). */
   space?(): Promise<{ free: number; total: number } | undefined>;
-  /**
-   * Optional, for targets where a stream costs a connection of its own (SMB): a small object (a manifest)
-   * read whole, at most `limit` bytes, and written with the guarantees of `save`. readSmall/writeSmall
-   * below use them when present.
-   */
-  readSmall?(name: string, limit: number): Promise<Buffer>;
-  writeSmall?(name: string, data: Buffer): Promise<void>;
-  /** Release what the target keeps open between operations (an SMB session). It may be used again after. */
-  close?(): Promise<void>;
 }
 
 const writeFd = promisify(writeCb);
@@ -291,7 +282,6 @@ export function isPartialName(base: string): boolean {
 
 /** Read a small object (a manifest) fully into memory. */
 export async function readSmall(target: Target, name: string, limit = 16 * 1024 * 1024): Promise<Buffer> {
-  if (target.readSmall) return target.readSmall(name, limit);
   const stream = await target.open(name);
   const chunks: Buffer[] = [];
   let n = 0;
@@ -308,6 +298,5 @@ export async function readSmall(target: Target, name: string, limit = 16 * 1024 
 
 /** Write a small object (a manifest) through the same temporary-name-then-rename path. */
 export async function writeSmall(target: Target, name: string, data: Buffer | string): Promise<void> {
-  if (target.writeSmall) return target.writeSmall(name, Buffer.from(data));
   await target.save(name, Readable.from([Buffer.from(data)]));
 }

@@ -7,12 +7,11 @@
 // processes never remove it from under each other.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { requireTools } from './loopfs.js';
-import type { SmbTargetConfig } from '../../src/config/types.js';
 
 export const SMB_USER = 'drkitsmb';
 
@@ -36,40 +35,6 @@ export interface Smbd {
   thaw(): void;
   /** Stop smbd (TERM, then KILL) and wait for it. Safe to call twice. */
   stop(): Promise<void>;
-}
-
-/** smbclient processes talking to `port` (their argv holds `-p PORT`), with their argv and environment. */
-export async function smbclients(port: number): Promise<{ pid: number; cmdline: string; environ: string }[]> {
-  const out = [];
-  for (const p of await readdir('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const cmdline = (await readFile(`/proc/${p}/cmdline`, 'utf8')).split('\0').join(' ');
-      if (!cmdline.startsWith('smbclient ') || !cmdline.includes(` -p ${port} `)) continue;
-      out.push({ pid: Number(p), cmdline, environ: (await readFile(`/proc/${p}/environ`, 'utf8')).split('\0').join(' ') });
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return out;
-}
-
-/** An SMB target on the test server (folder drkit/backups, drkit's default security, a 3 s timeout). */
-export function smbTargetConfig(srv: { port: number; share: string; credentials: string }, over: Partial<SmbTargetConfig> = {}): SmbTargetConfig {
-  return {
-    kind: 'smb',
-    name: 'nas',
-    server: '127.0.0.1',
-    port: srv.port,
-    share: srv.share,
-    dir: 'drkit/backups',
-    credentials: srv.credentials,
-    minProtocol: 'SMB3',
-    signing: 'required',
-    encryption: 'desired',
-    timeoutSec: 3,
-    ...over,
-  };
 }
 
 export function requireSamba(): void {
