@@ -18,14 +18,10 @@ SUITE=${DRKIT_VM_SUITE:-trixie-backports}
 # Modules the initramfs loads before it can reach the host's root (virtio_pci and virtio-serial are built in).
 INITRD_MODULES="virtio_blk 9p 9pnet_virtio overlay"
 
-. "$(dirname "${BASH_SOURCE[0]}")/mirror.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/cache.sh"
 
 OUT=$CACHE/kernel-$ABI
-[ -e "$OUT/.complete" ] && { echo "$OUT"; exit 0; }
-mkdir -p "$CACHE"
-exec 9>"$CACHE/.lock"
-flock 9
-[ -e "$OUT/.complete" ] && { echo "$OUT"; exit 0; } # another process built it while we waited
+reuse_or_lock "$OUT" "$CACHE/.lock"
 
 for tool in apt-get dpkg-deb depmod modprobe xz; do
   command -v $tool >/dev/null || { echo "kernel.sh: $tool is missing (Debian packages: apt, dpkg, kmod, xz-utils)" >&2; exit 1; }

@@ -29,16 +29,12 @@ PACKAGES="linux-image-amd64 grub-pc lvm2 xfsprogs xfsdump rsync systemd-sysv ude
 login cron openssh-server postgresql mariadb-server acl attr nodejs kmod procps util-linux e2fsprogs dbus
 init-system-helpers libstdc++6 libgcc-s1 sudo util-linux-extra"
 
-. "$(dirname "${BASH_SOURCE[0]}")/../mirror.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../cache.sh"
 MIRROR=$(mirror)
 KEY=$( { cat "${BASH_SOURCE[0]}"; echo "$SUITE $MIRROR"; } | sha256sum | cut -c1-16)
 OUT=$CACHE/appliance-$KEY
 
-[ -e "$OUT/.complete" ] && { echo "$OUT"; exit 0; }
-mkdir -p "$CACHE"
-exec 9>"$CACHE/.appliance.lock"
-flock 9
-[ -e "$OUT/.complete" ] && { echo "$OUT"; exit 0; } # another process built it while we waited
+reuse_or_lock "$OUT" "$CACHE/.appliance.lock"
 
 for tool in mmdebstrap zstd; do
   command -v $tool >/dev/null || { echo "build-image.sh: $tool is missing (Debian package $tool)" >&2; exit 1; }
