@@ -71,15 +71,21 @@ async function tapeLab(t: Tap, o: { slots?: string[]; levels?: number[]; verify?
   };
 }
 
-const filemarks = (tape: string) => tapeRecords(tape).filter((r) => r === FILEMARK).length;
-
-t.test('full backup to tape -> verify from tape -> full restore: identical', async (t) => {
+/** A tape lab whose home holds the tree checker's tree, backed up onto tape A (in the drive). */
+async function treeOnTapeA(t: Tap) {
   const lab = await tapeLab(t);
   const { sb } = lab;
   await populateTree(path.join(sb.home.mnt, 'users'));
   const a = await lab.tape('A');
   lab.insert(a);
   const r = await runBackup(sb.cfg, { log: quietLogger() });
+  return { lab, sb, a, r };
+}
+
+const filemarks = (tape: string) => tapeRecords(tape).filter((r) => r === FILEMARK).length;
+
+t.test('full backup to tape -> verify from tape -> full restore: identical', async (t) => {
+  const { lab, sb, a, r } = await treeOnTapeA(t);
   const m = r.manifest;
   t.equal(m.level, 0);
   t.ok(m.verified?.ok, `verified by reading the tape back: ${m.verified?.error ?? ''}`);
@@ -218,12 +224,7 @@ t.test('label checks: the tape with the newest good dump and another host\'s tap
 });
 
 t.test('the wizard restores from tape over a terminal, asking for the right tape first', async (t) => {
-  const lab = await tapeLab(t);
-  const { sb } = lab;
-  await populateTree(path.join(sb.home.mnt, 'users'));
-  const a = await lab.tape('A');
-  lab.insert(a);
-  const r = await runBackup(sb.cfg, { log: quietLogger() });
+  const { lab, sb, a, r } = await treeOnTapeA(t);
   // The reference copy on XFS too (large xattrs), with rsync's second pass for directory times.
   const ref = await makeLoopXfs(t);
   for (let i = 0; i < 2; i++) execFileSync('rsync', ['-aHAXS', '--numeric-ids', `${sb.home.mnt}/`, `${ref.mnt}/`]);
