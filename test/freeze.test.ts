@@ -6,13 +6,13 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config, SnapshotMode } from '../src/config/types.js';
-import { DRILL_DEFAULTS, NOTIFY_DEFAULTS } from '../src/config/load.js';
 import { freezeAll, freezeModules, FreezeError } from '../src/prepare/freeze.js';
 import type { Logger } from '../src/report/log.js';
 import { makeLoopXfs, tmpDir } from './lib/loopfs.js';
 import { MODULES_DIR } from './lib/module-run.js';
 import { REPO } from './lib/sandbox.js';
 import { startMariadb, startPostgres, type DbServer } from './lib/dbservers.js';
+import { testConfig } from './lib/test-config.js';
 
 type Teardown = { teardown(fn: () => unknown): void };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -33,32 +33,10 @@ async function freezeHost(t: Teardown, o: { home?: string; modules?: string[]; o
   for (const d of [etc, root, home, path.join(etc, 'modules.d')]) await mkdir(d, { recursive: true });
   const mode: SnapshotMode = { kind: 'snapshot', size: { percent: 20 }, mount: path.join(base.dir, 'snap'), freezeTimeoutSec: o.freezeTimeoutSec ?? 30, maxFrozenSec: o.maxFrozenSec ?? 60, noFreeze: [] };
   const all = ['etc', 'mariadb', 'openldap', 'postgresql', 'svn'];
-  const cfg: Config = {
-    file: path.join(etc, 'drkit.conf'),
-    host: 'freezehost',
-    schedule: { cron: '0 2 * * *', retryPerDay: 3 },
-    mode,
-    paths: {
-      root,
-      home,
-      boot: path.join(root, 'boot'),
-      systemCopy: path.join(home, '.systembackup'),
-      spool: path.join(home, 'system/spool'),
-      state: path.join(base.dir, 'state/state.json'),
-      lock: path.join(base.dir, 'state/lock'),
-      logDir: path.join(base.dir, 'log'),
-      modules: o.modules ?? [MODULES_DIR],
-    },
-    systemCopy: { enabled: false, exclude: [] },
-    notify: { ...NOTIFY_DEFAULTS },
-    drill: { ...DRILL_DEFAULTS },
-    dump: { levels: [0], target: 'none', verify: 'never' },
-    targets: {},
-    retention: { keepFull: 1 },
-    modules: { timeoutSec: 60, optional: [], disabled: o.only ? all.filter((n) => !o.only!.includes(n)) : [] },
-    report: { syslog: false, mailTo: [], mailFrom: undefined },
-    restore: { services: [], homeDevice: undefined, drbd: false },
-  };
+  const cfg = testConfig(
+    { file: path.join(etc, 'drkit.conf'), host: 'freezehost', root, home, stateDir: path.join(base.dir, 'state'), paths: { lock: path.join(base.dir, 'state/lock'), logDir: path.join(base.dir, 'log'), modules: o.modules ?? [MODULES_DIR] } },
+    { mode, modules: { timeoutSec: 60, optional: [], disabled: o.only ? all.filter((n) => !o.only!.includes(n)) : [] } },
+  );
   return { cfg, mode, etc };
 }
 

@@ -2,7 +2,6 @@
 // the devices, the real initramfs-tools hooks build an initramfs tree from what it installed, and the boot
 // script runs in there under busybox sh (chroot, private mount namespace), against "root", "boot" and
 // "home" filesystems whose home holds a system copy made by drkit's real system copy.
-import { NOTIFY_DEFAULTS, DRILL_DEFAULTS } from '../src/config/load.js';
 import t from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { access, lstat, mkdir, readFile, readdir, rename, rm, stat, writeFile, open } from 'node:fs/promises';
@@ -18,6 +17,7 @@ import { quietLogger } from '../src/report/log.js';
 import { parseXfsInfo, xfsGeometry, xfsRecreateOptions } from '../src/exec/xfs-info.js';
 import { ext4Geometry, ext4RecreateOptions, parseDumpe2fs } from '../src/exec/dumpe2fs.js';
 import type { Config } from '../src/config/types.js';
+import { testConfig } from './lib/test-config.js';
 
 requireTools({ rsync: 'rsync', blkid: 'util-linux', findmnt: 'util-linux', lsblk: 'util-linux', xfs_info: 'xfsprogs', setfacl: 'acl', setfattr: 'attr', 'mkfs.ext4': 'e2fsprogs' });
 
@@ -432,30 +432,8 @@ t.test('an ext4 root is re-created as ext4 with its features, label and UUID', a
 
 /** A configuration for an appliance root at `root` (with /boot as a directory of it) and home elsewhere. */
 function configFor(root: string, home: string, work: string): Config {
-  return {
-    file: path.join(work, 'etc/drkit.conf'),
-    host: 'appliance1',
-    schedule: { cron: '0 2 * * *', retryPerDay: 3 },
-    mode: 'spool',
-    paths: {
-      root,
-      home,
-      boot: path.join(root, 'boot'),
-      systemCopy: path.join(home, '.systembackup'),
-      spool: path.join(home, 'system/spool'),
-      state: path.join(work, 'state.json'),
-      lock: path.join(work, 'drkit.lock'),
-      logDir: path.join(work, 'log'),
-      modules: [],
-    },
-    systemCopy: { enabled: true, exclude: [] },
-    dump: { levels: [0], target: 'disk', verify: 'never' },
-    targets: { disk: { kind: 'file', name: 'disk', dir: path.join(work, 'target') } },
-    retention: { keepFull: 2 },
-    modules: { timeoutSec: 60, optional: [], disabled: [] },
-    report: { syslog: false, mailTo: [], mailFrom: undefined },
-    restore: { services: [], homeDevice: undefined, drbd: false },
-    notify: { ...NOTIFY_DEFAULTS },
-    drill: { ...DRILL_DEFAULTS },
-  };
+  return testConfig(
+    { file: path.join(work, 'etc/drkit.conf'), host: 'appliance1', root, home, stateDir: work },
+    { systemCopy: { enabled: true, exclude: [] }, dump: { levels: [0], target: 'disk', verify: 'never' }, targets: { disk: { kind: 'file', name: 'disk', dir: path.join(work, 'target') } }, retention: { keepFull: 2 } },
+  );
 }

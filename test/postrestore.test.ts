@@ -2,7 +2,6 @@
 // drkit's own etc module, their spools made by drkit's real spool run), retries, logging, the run-once
 // x-bit; and GRUB reinstalled for real with grub-install/grub-mkconfig on an MBR loop disk image, run
 // inside the restored appliance root (chroot) as the systemd unit would run it there.
-import { NOTIFY_DEFAULTS, DRILL_DEFAULTS } from '../src/config/load.js';
 import t from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { access, chmod, cp, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
@@ -15,6 +14,7 @@ import { setMarkers } from '../src/restore/engine.js';
 import { quietLogger } from '../src/report/log.js';
 import { installInitrd, renderSettings, type InitrdSettings } from '../src/restore/initrd-install.js';
 import type { Config } from '../src/config/types.js';
+import { testConfig } from './lib/test-config.js';
 
 requireTools({ busybox: 'busybox-static', logger: 'bsdutils', timeout: 'coreutils' });
 
@@ -265,30 +265,8 @@ t.test('GRUB: post.restore reinstalls GRUB on the recorded disk of an MBR loop i
 
 /** The configuration of an appliance whose root is `root` (home and boot mounted inside it). */
 function applianceConfig(root: string): Config {
-  return {
-    file: path.join(root, 'etc/drkit/drkit.conf'),
-    host: 'appliance1',
-    schedule: { cron: '0 2 * * *', retryPerDay: 3 },
-    mode: 'spool',
-    paths: {
-      root,
-      home: path.join(root, 'home'),
-      boot: path.join(root, 'boot'),
-      systemCopy: path.join(root, 'home/.systembackup'),
-      spool: path.join(root, 'home/system/spool'),
-      state: path.join(root, 'var/lib/drkit/state.json'),
-      lock: path.join(root, 'run/drkit.lock'),
-      logDir: path.join(root, 'var/log/drkit'),
-      modules: [path.join(root, 'etc/drkit/modules.d')],
-    },
-    systemCopy: { enabled: true, exclude: [] },
-    dump: { levels: [0], target: 'disk', verify: 'never' },
-    targets: { disk: { kind: 'file', name: 'disk', dir: '/nonexistent' } },
-    retention: { keepFull: 2 },
-    modules: { timeoutSec: 60, optional: [], disabled: [] },
-    report: { syslog: false, mailTo: [], mailFrom: undefined },
-    restore: { services: [], homeDevice: undefined, drbd: false },
-    notify: { ...NOTIFY_DEFAULTS },
-    drill: { ...DRILL_DEFAULTS },
-  };
+  return testConfig(
+    { file: path.join(root, 'etc/drkit/drkit.conf'), host: 'appliance1', root, home: path.join(root, 'home'), stateDir: path.join(root, 'var/lib/drkit'), paths: { lock: path.join(root, 'run/drkit.lock'), logDir: path.join(root, 'var/log/drkit'), modules: [path.join(root, 'etc/drkit/modules.d')] } },
+    { systemCopy: { enabled: true, exclude: [] }, dump: { levels: [0], target: 'disk', verify: 'never' }, targets: { disk: { kind: 'file', name: 'disk', dir: '/nonexistent' } }, retention: { keepFull: 2 } },
+  );
 }

@@ -12,6 +12,7 @@ import { tmpDir } from './lib/loopfs.js';
 import { NOTIFY_DEFAULTS, DRILL_DEFAULTS } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
 import type { RunRecord } from '../src/state/state.js';
+import { testConfig } from './lib/test-config.js';
 
 interface Wired {
   mail: MailSink;
@@ -170,32 +171,10 @@ t.test('missed backups after a simulated power-off are reported, and the report 
   t.teardown(work.cleanup);
   const d = (p: string) => path.join(work.dir, p);
   for (const p of ['root', 'home/system/spool', 'home/.systembackup', 'root/boot', 'target']) await mkdir(d(p), { recursive: true });
-  const cfg: Config = {
-    file: d('etc/drkit.conf'),
-    host: 'sandbox1',
-    schedule: { cron: '0 2 * * *', retryPerDay: 3 },
-    mode: 'spool',
-    paths: {
-      root: d('root'),
-      home: d('home'),
-      boot: d('root/boot'),
-      systemCopy: d('home/.systembackup'),
-      spool: d('home/system/spool'),
-      state: d('state/state.json'),
-      lock: d('run/drkit.lock'),
-      logDir: d('log'),
-      modules: [],
-    },
-    systemCopy: { enabled: false, exclude: [] },
-    dump: { levels: [0], target: 'disk', verify: 'never' },
-    targets: { disk: { kind: 'file', name: 'disk', dir: d('target') } },
-    retention: { keepFull: 2 },
-    modules: { timeoutSec: 60, optional: [], disabled: [] },
-    report: { syslog: false, mailTo: [], mailFrom: undefined },
-    restore: { services: [], homeDevice: undefined, drbd: false },
-    notify: { ...NOTIFY_DEFAULTS },
-    drill: { ...DRILL_DEFAULTS, scratch: d('scratch') },
-  };
+  const cfg = testConfig(
+    { file: d('etc/drkit.conf'), host: 'sandbox1', root: d('root'), home: d('home'), stateDir: d('state'), paths: { lock: d('run/drkit.lock'), logDir: d('log') } },
+    { dump: { levels: [0], target: 'disk', verify: 'never' }, targets: { disk: { kind: 'file', name: 'disk', dir: d('target') } }, retention: { keepFull: 2 }, drill: { ...DRILL_DEFAULTS, scratch: d('scratch') } },
+  );
   const w = await wire(t, cfg, work.dir);
   // Local times, as the schedule is: nightly runs on the 1st-3rd, the machine off from the 3rd's noon to
   // the 7th at 09:00, when cron catches up (one failed attempt, then a success).

@@ -10,7 +10,7 @@ import { startGuest, type Guest } from './lib/vm.js';
 import { REPO } from './lib/sandbox.js';
 import { writeConfig } from './lib/cli.js';
 import type { Config } from '../src/config/types.js';
-import { DRILL_DEFAULTS, NOTIFY_DEFAULTS } from '../src/config/load.js';
+import { testConfig } from './lib/test-config.js';
 
 const CLI = path.join(REPO, 'dist/src/cli.js');
 const MT = path.join(REPO, 'dist/src/exec/mt.js');
@@ -32,48 +32,30 @@ async function mtSteps(guest: Guest, steps: string): Promise<Record<string, unkn
 
 function labConfig(ex: string, o: { eject: boolean }): Config {
   const sb = '/tmp/sb';
-  return {
-    file: path.join(ex, 'drkit.conf'),
-    host: 'labhost',
-    schedule: { cron: '0 2 * * *', retryPerDay: 3 },
-    mode: 'spool',
-    paths: {
-      root: `${sb}/root`,
-      home: `${sb}/home`,
-      boot: `${sb}/root/boot`,
-      systemCopy: `${sb}/home/.systembackup`,
-      spool: `${sb}/home/system/spool`,
-      state: `${sb}/state/state.json`,
-      lock: `${sb}/run/drkit.lock`,
-      logDir: `${sb}/log`,
-      modules: [],
-    },
-    systemCopy: { enabled: false, exclude: [] },
-    notify: { ...NOTIFY_DEFAULTS },
-    drill: { ...DRILL_DEFAULTS },
-    // scsi_debug keeps 4 bytes per block: nothing can be read back, so no verify here.
-    dump: { levels: [0], target: 'tape', verify: 'never' },
-    targets: {
-      tape: {
-        kind: 'tape',
-        name: 'tape',
-        drive: { kind: 'path', device: '/dev/nst0' },
-        catalog: `${sb}/state/tape-tape`,
-        slots: ['mon', 'tue'],
-        rotation: 'cycle',
-        monthlySlot: undefined,
-        blockSize: 0,
-        eject: o.eject,
-        force: false,
-        rsh: '/usr/bin/ssh',
-        rmt: '/usr/sbin/rmt',
+  return testConfig(
+    { file: path.join(ex, 'drkit.conf'), host: 'labhost', root: `${sb}/root`, home: `${sb}/home`, stateDir: `${sb}/state`, paths: { lock: `${sb}/run/drkit.lock`, logDir: `${sb}/log` } },
+    {
+      // scsi_debug keeps 4 bytes per block: nothing can be read back, so no verify here.
+      dump: { levels: [0], target: 'tape', verify: 'never' },
+      targets: {
+        tape: {
+          kind: 'tape',
+          name: 'tape',
+          drive: { kind: 'path', device: '/dev/nst0' },
+          catalog: `${sb}/state/tape-tape`,
+          slots: ['mon', 'tue'],
+          rotation: 'cycle',
+          monthlySlot: undefined,
+          blockSize: 0,
+          eject: o.eject,
+          force: false,
+          rsh: '/usr/bin/ssh',
+          rmt: '/usr/sbin/rmt',
+        },
       },
+      retention: { keepFull: 2 },
     },
-    retention: { keepFull: 2 },
-    modules: { timeoutSec: 60, optional: [], disabled: [] },
-    report: { syslog: false, mailTo: [], mailFrom: undefined },
-    restore: { services: [], homeDevice: undefined, drbd: false },
-  };
+  );
 }
 
 t.test('scsi_debug tape: the mt-st layer, drkit backup to /dev/nst0, end of media', async (t) => {

@@ -1,13 +1,13 @@
 // Running a shipped spool module in tests exactly as drkit does: through the real spool runner in
 // src/prepare/spool.ts (fresh directory swapped in only on success, DRKIT_* environment, cwd, stdin,
 // timeout, process group, output into the run log), against a host of temporary directories.
-import { NOTIFY_DEFAULTS, DRILL_DEFAULTS } from '../../src/config/load.js';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../../src/config/types.js';
 import type { Logger } from '../../src/report/log.js';
 import { findModules, runModuleScript, runSpoolModules, type ModuleOutcome } from '../../src/prepare/spool.js';
 import { REPO } from './sandbox.js';
+import { testConfig } from './test-config.js';
 
 export const MODULES_DIR = path.join(REPO, 'modules');
 
@@ -30,33 +30,11 @@ export interface ModuleRun {
 
 function hostConfig(host: ModuleHost, only?: { name: string; all: string[] }): Config {
   const state = path.join(host.etc, 'state');
-  return {
-    file: path.join(host.etc, 'drkit.conf'),
-    host: 'modhost1',
-    schedule: { cron: '0 2 * * *', retryPerDay: 3 },
-    mode: 'spool',
-    paths: {
-      root: host.root,
-      home: host.home,
-      boot: path.join(host.root, 'boot'),
-      systemCopy: path.join(host.home, '.systembackup'),
-      spool: host.spool,
-      state: path.join(state, 'state.json'),
-      lock: path.join(state, 'drkit.lock'),
-      logDir: path.join(state, 'log'),
-      modules: [MODULES_DIR],
-    },
-    systemCopy: { enabled: false, exclude: [] },
-    dump: { levels: [0], target: 'none', verify: 'never' },
-    targets: {},
-    retention: { keepFull: 1 },
+  return testConfig(
+    { file: path.join(host.etc, 'drkit.conf'), host: 'modhost1', root: host.root, home: host.home, stateDir: state, paths: { spool: host.spool, modules: [MODULES_DIR] } },
     // Other shipped modules are switched off, as [modules] disabled does.
-    modules: { timeoutSec: 50, optional: [], disabled: only ? only.all.filter((n) => n !== only.name) : [] },
-    report: { syslog: false, mailTo: [], mailFrom: undefined },
-    restore: { services: [], homeDevice: undefined, drbd: false },
-    notify: { ...NOTIFY_DEFAULTS },
-    drill: { ...DRILL_DEFAULTS },
-  };
+    { modules: { timeoutSec: 50, optional: [], disabled: only ? only.all.filter((n) => n !== only.name) : [] } },
+  );
 }
 
 function collectingLogger(lines: string[]): Logger {

@@ -1,11 +1,11 @@
 // A sandbox appliance for tests: a root filesystem and a home filesystem, each a real XFS on a loop
 // device, a /boot directory, and a Config that points every drkit path into them.
-import { NOTIFY_DEFAULTS, DRILL_DEFAULTS } from '../../src/config/load.js';
 import { mkdir, writeFile, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config, TargetConfig } from '../../src/config/types.js';
 import { makeLoopXfs, tmpDir, type LoopFs } from './loopfs.js';
+import { testConfig } from './test-config.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -38,32 +38,15 @@ export async function makeSandbox(t: Teardown, o: SandboxOptions = {}): Promise<
   const targetDir = path.join(work.dir, 'target');
   await mkdir(targetDir, { recursive: true });
   const target: TargetConfig = o.target ?? { kind: 'file', name: 'disk', dir: targetDir };
-  const cfg: Config = {
-    file: path.join(work.dir, 'etc', 'drkit.conf'),
-    host: 'sandbox1',
-    schedule: { cron: '0 2 * * *', retryPerDay: 3 },
-    mode: 'spool',
-    paths: {
-      root: root.mnt,
-      home: home.mnt,
-      boot: path.join(root.mnt, 'boot'),
-      systemCopy: path.join(home.mnt, '.systembackup'),
-      spool: path.join(home.mnt, 'system', 'spool'),
-      state: path.join(work.dir, 'state', 'state.json'),
-      lock: path.join(work.dir, 'run', 'drkit.lock'),
-      logDir: path.join(work.dir, 'log'),
-      modules: o.modulesDirs ?? [],
+  const cfg = testConfig(
+    { file: path.join(work.dir, 'etc', 'drkit.conf'), host: 'sandbox1', root: root.mnt, home: home.mnt, stateDir: path.join(work.dir, 'state'), paths: { lock: path.join(work.dir, 'run', 'drkit.lock'), logDir: path.join(work.dir, 'log'), modules: o.modulesDirs ?? [] } },
+    {
+      systemCopy: { enabled: o.systemCopy ?? true, exclude: [] },
+      dump: { levels: o.levels ?? [0], target: target.name, verify: o.verify ?? 'after-backup' },
+      targets: { [target.name]: target },
+      retention: { keepFull: o.keepFull ?? 2 },
     },
-    systemCopy: { enabled: o.systemCopy ?? true, exclude: [] },
-    dump: { levels: o.levels ?? [0], target: target.name, verify: o.verify ?? 'after-backup' },
-    targets: { [target.name]: target },
-    retention: { keepFull: o.keepFull ?? 2 },
-    modules: { timeoutSec: 60, optional: [], disabled: [] },
-    report: { syslog: false, mailTo: [], mailFrom: undefined },
-    restore: { services: [], homeDevice: undefined, drbd: false },
-    notify: { ...NOTIFY_DEFAULTS },
-    drill: { ...DRILL_DEFAULTS },
-  };
+  );
   return { root, home, work: work.dir, cfg };
 }
 
