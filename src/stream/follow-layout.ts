@@ -18,7 +18,7 @@ export interface FollowWorkerData {
   syncEvery: number;
   /** The first bytes of the file, watched for a writer that goes back and rewrites them (xfsdump's header). */
   head: number;
-  /** Compare the head again after this many more bytes hashed (and at most every HEAD_IDLE_MS while waiting). */
+  /** Compare the head again after this many more bytes hashed (and while waiting, see HEAD_IDLE_MS in follow-worker.ts). */
   headCheckEvery: number;
 }
 

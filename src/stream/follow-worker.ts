@@ -11,8 +11,9 @@ const counts = new BigInt64Array(d.shared, FOLLOW.INTS * 4, 2);
 const cancelled = () => Atomics.load(ctl, FOLLOW.CANCEL) === 1;
 /** How long a thread that caught up with the writer sleeps before it looks again (or is woken by the end). */
 const POLL_MS = 2;
-/** While waiting for the writer, look at the head again at most this often. */
-const HEAD_IDLE_MS = 20;
+/** While waiting for the writer, look at the head again at most this often (a slow writer, e.g. 3 MB/s in a TCG
+ * guest, leaves the thread waiting most of the time: 256 KiB every 250 ms is 1 MB/s of reads from the cache). */
+const HEAD_IDLE_MS = 250;
 
 /** Read up to buf.length bytes at `pos` (fewer only at the end of the file). */
 function readFull(buf: Buffer, pos: number): number {

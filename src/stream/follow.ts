@@ -13,7 +13,7 @@
 // host: when the follower wins the race).
 // So the hash thread keeps a copy of the head it hashed (HEAD: xfsdump's first record, which holds all its
 // headers) and reads the head again every HEAD_CHECK_EVERY bytes, while it waits for the writer (at most
-// every 20 ms) and once more after the writer exited; if it changed, the hash starts again from byte 0
+// every 250 ms) and once more after the writer exited; if it changed, the hash starts again from byte 0
 // (`rewinds`). xfsdump goes back early (after its directories: a few MiB into the dump), so starting again
 // costs re-reading those few MiB from the page cache; the last check, on the final file, makes the hash
 // right whenever a writer went back only into the head. A rewrite further in would be caught by the
