@@ -6,11 +6,11 @@
 // data), and xfsdump appends, with ONE exception: once its directories are dumped it seeks back to offset 0,
 // rewrites its 4 KiB header (it records there where the non-directory data starts) and seeks on to the end
 // (strace, xfsdump 3.1.11 and 3.2.0: lseek(fd, 0) + write(4096) + lseek(fd, end)). When the directories fit in
-// its first buffer it patches the header before writing it and never goes back (small trees: every test
-// tree once had that); with more entries (the drill's appliance: 22,000) the first record is on the file
+// its first buffer it patches the header before writing it and never goes back (small trees, like every
+// test tree before test/follow-xfsdump.test.ts); with more entries (the drill's appliance: 22,000) the first record is on the file
 // by then, and a follower that already hashed it hashed a header that is no longer the file's: the manifest
-// got a SHA-256 the dump never had, and verification failed a good dump (a slow TCG guest: every time; a fast
-// host: when the follower wins the race).
+// got a SHA-256 the dump never had, and verification failed a good dump (in a slow TCG guest in both runs
+// seen; on a fast host when the follower wins the race).
 // So the hash thread keeps a copy of the head it hashed (HEAD: xfsdump's first record, which holds all its
 // headers) and reads the head again every HEAD_CHECK_EVERY bytes, while it waits for the writer (at most
 // every 250 ms) and once more after the writer exited; if it changed, the hash starts again from byte 0
