@@ -19,12 +19,15 @@ requireTools({ xfsdump: 'xfsdump', xfsrestore: 'xfsdump' });
 
 const ENTRIES = 40_000;
 
-/** ENTRIES empty files with longish names in 40 directories: a directory dump of a few MiB. */
+/**
+ * ENTRIES empty files with long names (Maildir-like, padded to 200 characters) in 40 directories: a directory
+ * dump of about 9 MiB, so xfsdump writes for a while between its first record and going back.
+ */
 async function manyEntries(dir: string): Promise<void> {
   for (let d = 0; d < 40; d++) {
     const sub = path.join(dir, `maildir-${d}`);
     await mkdir(sub, { recursive: true });
-    await Promise.all(Array.from({ length: ENTRIES / 40 }, (_, i) => writeFile(path.join(sub, `1733000000.M${i}P${d}.mail1,S=4096:2,S`), '')));
+    await Promise.all(Array.from({ length: ENTRIES / 40 }, (_, i) => writeFile(path.join(sub, `1733000000.M${i}P${d}.mail1,S=4096:2,S`.padEnd(200, '_')), '')));
   }
 }
 
@@ -46,6 +49,7 @@ t.test('xfsdump -f rewrites its header after the directories; the follower hashe
   x.kill('SIGSTOP');
   const held = fstatSync(fd).size;
   while (follower.bytesRead() < held) await new Promise((r) => setTimeout(r, 2));
+  const headHashed = readFileSync(file).subarray(0, 4096);
   x.kill('SIGCONT');
   t.equal(await exited, 0, 'xfsdump succeeded');
   follower.writerDone();
@@ -53,6 +57,7 @@ t.test('xfsdump -f rewrites its header after the directories; the follower hashe
   await follower.stopped;
   t.equal(r.sha256, createHash('sha256').update(readFileSync(file)).digest('hex'), 'SHA-256 of the dump file as xfsdump left it');
   t.equal(r.bytes, fstatSync(fd).size);
+  t.notSame(readFileSync(file).subarray(0, 4096), headHashed, 'xfsdump rewrote its header after the follower had hashed it');
   t.ok(r.rewinds >= 1, `xfsdump went back over the head the follower had hashed (first record ${held} bytes; ${r.rewinds} rewind(s))`);
 });
 
