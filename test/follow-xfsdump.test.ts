@@ -42,6 +42,10 @@ t.test('xfsdump -f rewrites its header after the directories; the follower hashe
   const follower = followFile(fd);
   const x = spawn('xfsdump', ['-F', '-J', '-L', 's', '-M', 'm', '-l', '0', '-f', file, home.mnt], { stdio: 'ignore' });
   const exited = new Promise<number | null>((resolve) => x.once('exit', (code) => resolve(code)));
+  // A failed assertion while xfsdump is held must not leave it stopped on the loop device.
+  t.teardown(() => {
+    if (x.exitCode === null && x.signalCode === null) x.kill('SIGKILL');
+  });
   // Hold xfsdump as soon as its first record is on the file until the follower has hashed it: the header
   // is then hashed before xfsdump rewrites it, whatever the machine's load (on a fast idle host the
   // follower often reads it only after the rewrite, in a slow guest always before).
