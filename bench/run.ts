@@ -164,6 +164,12 @@ function config(homeDir: string, root: string, target: string, name: string): st
   return conf;
 }
 
+/**
+ * Between two SMB contenders, untimed: write back what the last one left dirty (the share's new file,
+ * a restored home), so that no contender pays for its predecessor's writeback.
+ */
+const settle = () => sh('sync', []);
+
 /** `tee` into openssl through a named pipe, so that the shell waits for the hash (and counts its CPU). */
 function hashTee(dir: string): { setup: string; tee: string; wait: string } {
   const fifo = path.join(dir, 'hash.fifo');
@@ -297,21 +303,29 @@ async function smbBench(h: { mnt: string; dev: string }, root: string): Promise<
     const smb = smbclient(smbd, '127.0.0.1');
     const conf = config(h.mnt, root, `smb://127.0.0.1:${smbd.port}/${smbd.share}/drkit\ncredentials = ${smbd.credentials}`, 'smb');
     const tee = hashTee(base);
-    const backup = contest({
-      raw: () => shell(`${tee.setup}${XFSDUMP} - ${h.mnt} 2>/dev/null | ${tee.tee} | ${smb} -c 'put - raw.dump' >/dev/null 2>&1${tee.wait}`),
-      drkit: () => drkit(conf, 'backup', '--no-progress'),
-      before: before ? () => drkitBefore(conf, 'backup', '--no-progress') : undefined,
-    }) as { raw: Run; drkit: Run; before?: Run };
-    // Restore: both reformat the home filesystem and restore into it, the raw way and drkit's way.
+    const backup = contest(
+      {
+        raw: () => shell(`${tee.setup}${XFSDUMP} - ${h.mnt} 2>/dev/null | ${tee.tee} | ${smb} -c 'put - raw.dump' >/dev/null 2>&1${tee.wait}`),
+        drkit: () => drkit(conf, 'backup', '--no-progress'),
+        before: before ? () => drkitBefore(conf, 'backup', '--no-progress') : undefined,
+      },
+      settle,
+    ) as { raw: Run; drkit: Run; before?: Run };
+    // Restore: both reformat the home filesystem and restore into it, the raw way and drkit's way, and
+    // flush it (drkit's restore ends with a sync of home: the raw one does it too, as the disk rows'
+    // `sync FILE`). Without, the next contender's umount paid for the previous one's 2 GiB of writeback.
     const mkfs = `umount ${h.mnt} && mkfs.xfs -q -f ${h.dev} && mount ${h.dev} ${h.mnt}`;
-    const restore = contest({
-      raw: () =>
-        shell(
-          `${mkfs} && ${tee.setup}${smb} -c 'get raw.dump -' 2>/dev/null | ${tee.tee} | xfsrestore -F -r - ${h.mnt} >/dev/null 2>&1${tee.wait}; rm -rf ${h.mnt}/xfsrestorehousekeepingdir`,
-        ),
-      drkit: () => drkit(conf, 'restore', '--yes-destroy-home', '--no-progress'),
-      before: before ? () => drkitBefore(conf, 'restore', '--yes-destroy-home', '--no-progress') : undefined,
-    }) as { raw: Run; drkit: Run; before?: Run };
+    const restore = contest(
+      {
+        raw: () =>
+          shell(
+            `${mkfs} && ${tee.setup}${smb} -c 'get raw.dump -' 2>/dev/null | ${tee.tee} | xfsrestore -F -r - ${h.mnt} >/dev/null 2>&1${tee.wait}; rm -rf ${h.mnt}/xfsrestorehousekeepingdir; sync -f ${h.mnt}`,
+          ),
+        drkit: () => drkit(conf, 'restore', '--yes-destroy-home', '--no-progress'),
+        before: before ? () => drkitBefore(conf, 'restore', '--yes-destroy-home', '--no-progress') : undefined,
+      },
+      settle,
+    ) as { raw: Run; drkit: Run; before?: Run };
     detail(`SMB backup raw: \`xfsdump - \\| tee >(openssl) \\| smbclient put -\``, backup.raw, gib);
     detail('SMB backup drkit', backup.drkit, gib);
     if (backup.before) detail('SMB backup drkit before', backup.before, gib);
@@ -367,11 +381,14 @@ async function limitedSmbBench(h: { mnt: string }, root: string): Promise<void> 
     const sconf = config(h.mnt, root, `smb://${link.nsAddr}:${smbd.port}/${smbd.share}/drkit\ncredentials = ${smbd.credentials}`, 'smb-limited');
     for (const rate of RATES) {
       link.limit(rate.bytesPerSec);
-      const r = contest({
-        raw: () => shell(`${XFSDUMP} - ${h.mnt} 2>/dev/null | ${smb} -c 'put - raw.dump' >/dev/null 2>&1`),
-        drkit: () => drkit(sconf, 'backup', '--no-progress'),
-        before: before ? () => drkitBefore(sconf, 'backup', '--no-progress') : undefined,
-      }) as { raw: Run; drkit: Run; before?: Run };
+      const r = contest(
+        {
+          raw: () => shell(`${XFSDUMP} - ${h.mnt} 2>/dev/null | ${smb} -c 'put - raw.dump' >/dev/null 2>&1`),
+          drkit: () => drkit(sconf, 'backup', '--no-progress'),
+          before: before ? () => drkitBefore(sconf, 'backup', '--no-progress') : undefined,
+        },
+        settle,
+      ) as { raw: Run; drkit: Run; before?: Run };
       detail(`SMB at ${rate.name}: raw \`xfsdump - \\| smbclient put -\``, r.raw, limitedGib);
       detail(`SMB at ${rate.name}: drkit`, r.drkit, limitedGib);
       if (r.before) {
