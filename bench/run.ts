@@ -137,8 +137,13 @@ let contestLoad = '';
 function contest<K extends string>(contenders: { [k in K]: (() => Run) | undefined }, after?: () => void, times = reps): { [k in K]: Run } {
   const runs = {} as Record<K, Run[]>;
   const loadAtStart = os.loadavg()[0]!;
+  const keys = Object.keys(contenders) as K[];
   for (let i = 0; i < times; i++) {
-    for (const k of Object.keys(contenders) as K[]) {
+    // Each round starts one contender further: a run pays for some of what the run before it left, so no
+    // contender may always follow the same one. Measured (SMB at 400 MB/s, both contenders the same build,
+    // always in the order raw, drkit, drkit): 6.73 s right after the raw tool, 5.13 s after itself.
+    for (let j = 0; j < keys.length; j++) {
+      const k = keys[(i + j) % keys.length]!;
       const run = contenders[k];
       if (!run) continue;
       (runs[k] ??= []).push(run());
