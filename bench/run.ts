@@ -1,5 +1,6 @@
 // make bench: drkit against fair baselines on the same data in one run, as ratios, with PASS/MISS per goal.
-// Every comparison runs its contenders BENCH_REPS times (default 3), alternating (a, b, c, a, b, c, ...),
+// Every comparison runs its contenders BENCH_REPS times (default 3), alternating, each round starting one
+// contender further (a, b, c, b, c, a, ...),
 // and compares medians: the machine may be shared, so absolute times are noisy; ratios within one run are
 // what the goals are about. Wall time from the clock, CPU (user + sys of the whole process tree: drkit's
 // node with xfsdump, or the shell with every tool of a pipeline) and peak RSS from GNU time.
