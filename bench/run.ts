@@ -1,5 +1,6 @@
 // make bench: drkit against fair baselines on the same data in one run, as ratios, with PASS/MISS per goal.
-// Every comparison runs its contenders BENCH_REPS times (default 3), alternating (a, b, c, a, b, c, ...),
+// Every comparison runs its contenders BENCH_REPS times (default 3), alternating, each round starting one
+// contender further (a, b, c, b, c, a, ...),
 // and compares medians: the machine may be shared, so absolute times are noisy; ratios within one run are
 // what the goals are about. Wall time from the clock, CPU (user + sys of the whole process tree: drkit's
 // node with xfsdump, or the shell with every tool of a pipeline) and peak RSS from GNU time.
@@ -16,6 +17,9 @@
 //   memory          peak RSS flat (4x the data: at most 1.15x the RSS); `drkit cron` nothing due <= 2x `node -e 0`
 // BENCH_GIB sets the main size (default 2), BENCH_LIMITED_GIB the bandwidth-limited one (default 1).
 // BENCH_BEFORE=path/to/an/older/dist/src/cli.js adds that build as a further contender ("before").
+// `--only GROUP[,GROUP...]` (or BENCH_ONLY) runs only those groups of rows: disk, smb, limited-disk,
+// limited-smb, rss (rss needs disk for its 1x figure and runs it too); default all. BENCH_RATES=400 (MB/s,
+// comma-separated) keeps only those bandwidth limits.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, openSync, writeSync, closeSync, readFileSync, existsSync } from 'node:fs';
@@ -30,10 +34,28 @@ const before = process.env.BENCH_BEFORE;
 const gib = Number(process.env.BENCH_GIB ?? 2);
 const limitedGib = Number(process.env.BENCH_LIMITED_GIB ?? 1);
 const reps = Number(process.env.BENCH_REPS ?? 3);
+const GROUPS = ['disk', 'smb', 'limited-disk', 'limited-smb', 'rss'] as const;
+type Group = (typeof GROUPS)[number];
+/** The groups of rows to run (`--only a,b` or BENCH_ONLY=a,b): a quick comparison need not take six minutes. */
+function selectedGroups(): Set<Group> {
+  const i = process.argv.indexOf('--only');
+  const spec = i >= 0 ? process.argv[i + 1] : process.env.BENCH_ONLY;
+  if (spec === undefined || spec === '') return new Set(GROUPS);
+  const want = spec.split(',').map((g) => g.trim());
+  const unknown = want.filter((g) => !(GROUPS as readonly string[]).includes(g));
+  if (unknown.length) {
+    console.error(`bench: unknown group(s) ${unknown.join(', ')} for --only; groups: ${GROUPS.join(', ')}`);
+    process.exit(2);
+  }
+  const set = new Set(want as Group[]);
+  if (set.has('rss')) set.add('disk'); // the memory row compares against the disk row's peak RSS
+  return set;
+}
+const only = selectedGroups();
 const RATES = [
   { name: 'LTO-9, 400 MB/s', bytesPerSec: 400e6 },
   { name: 'gigabit, 110 MB/s', bytesPerSec: 110e6 },
-];
+].filter((r) => !process.env.BENCH_RATES || process.env.BENCH_RATES.split(',').map(Number).includes(r.bytesPerSec / 1e6));
 const base = mkdtempSync(path.join(os.tmpdir(), 'drkit-bench-'));
 const cleanups: (() => unknown)[] = [];
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
@@ -111,16 +133,25 @@ const drkitBefore = (conf: string, ...args: string[]) => measure('node', [before
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 /** Each contender `reps` times, alternating; medians of time and CPU, the largest RSS. */
+/** The 1-minute load average at the start and end of the last contest: printed next to the goal it decided. */
+let contestLoad = '';
 function contest<K extends string>(contenders: { [k in K]: (() => Run) | undefined }, after?: () => void, times = reps): { [k in K]: Run } {
   const runs = {} as Record<K, Run[]>;
+  const loadAtStart = os.loadavg()[0]!;
+  const keys = Object.keys(contenders) as K[];
   for (let i = 0; i < times; i++) {
-    for (const k of Object.keys(contenders) as K[]) {
+    // Each round starts one contender further: a run pays for some of what the run before it left, so no
+    // contender may always follow the same one. Measured (SMB at 400 MB/s, both contenders the same build,
+    // always in the order raw, drkit, drkit): 6.73 s right after the raw tool, 5.13 s after itself.
+    for (let j = 0; j < keys.length; j++) {
+      const k = keys[(i + j) % keys.length]!;
       const run = contenders[k];
       if (!run) continue;
       (runs[k] ??= []).push(run());
       after?.();
     }
   }
+  contestLoad = `${loadAtStart.toFixed(1)}-${os.loadavg()[0]!.toFixed(1)}`;
   const out = {} as Record<K, Run>;
   for (const k of Object.keys(runs) as K[]) {
     const rs = runs[k];
@@ -138,6 +169,12 @@ function config(homeDir: string, root: string, target: string, name: string): st
   );
   return conf;
 }
+
+/**
+ * Between two SMB contenders, untimed: write back what the last one left dirty (the share's new file,
+ * a restored home), so that no contender pays for its predecessor's writeback.
+ */
+const settle = () => sh('sync', []);
 
 /** `tee` into openssl through a named pipe, so that the shell waits for the hash (and counts its CPU). */
 function hashTee(dir: string): { setup: string; tee: string; wait: string } {
@@ -213,13 +250,15 @@ interface Goal {
   ratio: number;
   target: string;
   pass: boolean;
+  /** Load average during the comparison (start-end). */
+  load: string;
 }
 const goals: Goal[] = [];
 const details: string[] = [];
 const atLeast = (goal: string, measured: string, ratio: number, min: number) =>
-  goals.push({ goal, measured, ratio, target: `>= ${min}`, pass: ratio >= min });
+  goals.push({ goal, measured, ratio, target: `>= ${min}`, pass: ratio >= min, load: contestLoad });
 const atMost = (goal: string, measured: string, ratio: number, max: number, unit = '') =>
-  goals.push({ goal, measured, ratio, target: `<= ${max}${unit}`, pass: ratio <= max });
+  goals.push({ goal, measured, ratio, target: `<= ${max}${unit}`, pass: ratio <= max, load: contestLoad });
 const s = (r: Run) => `${r.seconds.toFixed(2)} s`;
 const detail = (what: string, r: Run, gibs: number) =>
   details.push(`| ${what} | ${s(r)} | ${(r.cpu / gibs).toFixed(2)} | ${(r.rssKiB / 1024).toFixed(0)} MiB |`);
@@ -270,21 +309,29 @@ async function smbBench(h: { mnt: string; dev: string }, root: string): Promise<
     const smb = smbclient(smbd, '127.0.0.1');
     const conf = config(h.mnt, root, `smb://127.0.0.1:${smbd.port}/${smbd.share}/drkit\ncredentials = ${smbd.credentials}`, 'smb');
     const tee = hashTee(base);
-    const backup = contest({
-      raw: () => shell(`${tee.setup}${XFSDUMP} - ${h.mnt} 2>/dev/null | ${tee.tee} | ${smb} -c 'put - raw.dump' >/dev/null 2>&1${tee.wait}`),
-      drkit: () => drkit(conf, 'backup', '--no-progress'),
-      before: before ? () => drkitBefore(conf, 'backup', '--no-progress') : undefined,
-    }) as { raw: Run; drkit: Run; before?: Run };
-    // Restore: both reformat the home filesystem and restore into it, the raw way and drkit's way.
+    const backup = contest(
+      {
+        raw: () => shell(`${tee.setup}${XFSDUMP} - ${h.mnt} 2>/dev/null | ${tee.tee} | ${smb} -c 'put - raw.dump' >/dev/null 2>&1${tee.wait}`),
+        drkit: () => drkit(conf, 'backup', '--no-progress'),
+        before: before ? () => drkitBefore(conf, 'backup', '--no-progress') : undefined,
+      },
+      settle,
+    ) as { raw: Run; drkit: Run; before?: Run };
+    // Restore: both reformat the home filesystem and restore into it, the raw way and drkit's way, and
+    // flush it (drkit's restore ends with a sync of home: the raw one does it too, as the disk rows'
+    // `sync FILE`). Without, the next contender's umount paid for the previous one's 2 GiB of writeback.
     const mkfs = `umount ${h.mnt} && mkfs.xfs -q -f ${h.dev} && mount ${h.dev} ${h.mnt}`;
-    const restore = contest({
-      raw: () =>
-        shell(
-          `${mkfs} && ${tee.setup}${smb} -c 'get raw.dump -' 2>/dev/null | ${tee.tee} | xfsrestore -F -r - ${h.mnt} >/dev/null 2>&1${tee.wait}; rm -rf ${h.mnt}/xfsrestorehousekeepingdir`,
-        ),
-      drkit: () => drkit(conf, 'restore', '--yes-destroy-home', '--no-progress'),
-      before: before ? () => drkitBefore(conf, 'restore', '--yes-destroy-home', '--no-progress') : undefined,
-    }) as { raw: Run; drkit: Run; before?: Run };
+    const restore = contest(
+      {
+        raw: () =>
+          shell(
+            `${mkfs} && ${tee.setup}${smb} -c 'get raw.dump -' 2>/dev/null | ${tee.tee} | xfsrestore -F -r - ${h.mnt} >/dev/null 2>&1${tee.wait}; rm -rf ${h.mnt}/xfsrestorehousekeepingdir; sync -f ${h.mnt}`,
+          ),
+        drkit: () => drkit(conf, 'restore', '--yes-destroy-home', '--no-progress'),
+        before: before ? () => drkitBefore(conf, 'restore', '--yes-destroy-home', '--no-progress') : undefined,
+      },
+      settle,
+    ) as { raw: Run; drkit: Run; before?: Run };
     detail(`SMB backup raw: \`xfsdump - \\| tee >(openssl) \\| smbclient put -\``, backup.raw, gib);
     detail('SMB backup drkit', backup.drkit, gib);
     if (backup.before) detail('SMB backup drkit before', backup.before, gib);
@@ -304,7 +351,7 @@ function smbclient(smbd: { share: string; port: number; credentials: string }, a
   return `smbclient //${addr}/${smbd.share} -p ${smbd.port} -A ${smbd.credentials} -E ${opts}`;
 }
 
-async function limitedBench(h: { mnt: string }, out: { mnt: string; dev: string }, root: string): Promise<void> {
+function limitedDiskBench(h: { mnt: string }, out: { mnt: string; dev: string }, root: string): void {
   // Disk: the target's loop device limited for writes (the kernel's writeback included).
   const tdir = path.join(out.mnt, 'drkit-limited');
   mkdirSync(tdir);
@@ -328,7 +375,9 @@ async function limitedBench(h: { mnt: string }, out: { mnt: string; dev: string 
     }
   }
   rmSync(tdir, { recursive: true, force: true });
+}
 
+async function limitedSmbBench(h: { mnt: string }, root: string): Promise<void> {
   // SMB: smbd in a private network namespace behind a veth link shaped by tc, both directions.
   const link = privateLink();
   const teardowns: (() => unknown)[] = [];
@@ -338,12 +387,20 @@ async function limitedBench(h: { mnt: string }, out: { mnt: string; dev: string 
     const sconf = config(h.mnt, root, `smb://${link.nsAddr}:${smbd.port}/${smbd.share}/drkit\ncredentials = ${smbd.credentials}`, 'smb-limited');
     for (const rate of RATES) {
       link.limit(rate.bytesPerSec);
-      const r = contest({
-        raw: () => shell(`${XFSDUMP} - ${h.mnt} 2>/dev/null | ${smb} -c 'put - raw.dump' >/dev/null 2>&1`),
-        drkit: () => drkit(sconf, 'backup', '--no-progress'),
-      });
+      const r = contest(
+        {
+          raw: () => shell(`${XFSDUMP} - ${h.mnt} 2>/dev/null | ${smb} -c 'put - raw.dump' >/dev/null 2>&1`),
+          drkit: () => drkit(sconf, 'backup', '--no-progress'),
+          before: before ? () => drkitBefore(sconf, 'backup', '--no-progress') : undefined,
+        },
+        settle,
+      ) as { raw: Run; drkit: Run; before?: Run };
       detail(`SMB at ${rate.name}: raw \`xfsdump - \\| smbclient put -\``, r.raw, limitedGib);
       detail(`SMB at ${rate.name}: drkit`, r.drkit, limitedGib);
+      if (r.before) {
+        detail(`SMB at ${rate.name}: drkit before`, r.before, limitedGib);
+        details.push(`| (before: raw / drkit before = ${(r.raw.seconds / r.before.seconds).toFixed(2)}) | | | |`);
+      }
       atLeast(`SMB backup at ${rate.name}, ${limitedGib} GiB: raw tool time / drkit time`, `${s(r.raw)} / ${s(r.drkit)}`, r.raw.seconds / r.drkit.seconds, 0.97);
     }
   } finally {
@@ -355,7 +412,9 @@ function rssBench(out: string, root: string): void {
   const h = home('home4', gib * 4);
   const tdir = path.join(out, 'drkit4');
   mkdirSync(tdir);
+  const loadAtStart = os.loadavg()[0]!;
   const r = drkit(config(h.mnt, root, `file://${tdir}`, 'rss'), 'backup', '--no-progress');
+  contestLoad = `${loadAtStart.toFixed(1)}-${os.loadavg()[0]!.toFixed(1)}`;
   rmSync(tdir, { recursive: true, force: true });
   detail(`drkit backup of ${gib * 4} GiB to a disk target (memory)`, r, gib * 4);
   atMost(`peak RSS flat: drkit at ${gib * 4} GiB / at ${gib} GiB`, `${(r.rssKiB / 1024).toFixed(0)} / ${(rssOne / 1024).toFixed(0)} MiB`, r.rssKiB / rssOne, 1.15, 'x');
@@ -369,25 +428,27 @@ async function main() {
     mkdirSync(path.join(root, 'boot'), { recursive: true });
     // Room for the largest dump twice (drkit writes the new one beside the one it replaces) and the others.
     const out = loopfs('out', Math.ceil((gib * 4 * 2.3 + gib * 2 + limitedGib * 2.3) * 1024 + 2048), true);
-    const h1 = home('home1', gib);
-    diskBench(h1, out.mnt, root);
-    await smbBench(h1, root);
-    const hl = home('homeL', limitedGib);
-    await limitedBench(hl, out, root);
-    rssBench(out.mnt, root);
+    const h1 = only.has('disk') || only.has('smb') ? home('home1', gib) : undefined;
+    if (only.has('disk')) diskBench(h1!, out.mnt, root);
+    if (only.has('smb')) await smbBench(h1!, root);
+    const hl = only.has('limited-disk') || only.has('limited-smb') ? home('homeL', limitedGib) : undefined;
+    if (only.has('limited-disk')) limitedDiskBench(hl!, out, root);
+    if (only.has('limited-smb')) await limitedSmbBench(hl!, root);
+    if (only.has('rss')) rssBench(out.mnt, root);
   } finally {
     for (const c of cleanups.reverse()) c();
     rmSync(base, { recursive: true, force: true });
   }
   const w = process.stdout.write.bind(process.stdout);
   w(`\nBench on ${os.cpus().length} cores, ${new Date().toISOString().slice(0, 16)}Z, ${reps} alternating runs per contender (medians), `);
+  if (only.size < GROUPS.length) w(`only ${[...only].join(', ')}; `);
   w(`data: mixed incompressible files, ${gib} GiB (${limitedGib} GiB bandwidth-limited, ${gib * 4} GiB memory); took ${Math.round((Date.now() - t0) / 1000)} s\n`);
   const load = `load average ${loadBefore.toFixed(1)} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end`;
   // A machine busier than its cores shares CPU time out: then every contender's wall time follows its CPU
   // seconds, and the bandwidth-limited rows measure CPU, not whether drkit keeps the target busy.
   w(os.loadavg()[0]! > os.cpus().length ? `${load}: MORE THAN THE CORES, ratios compare CPU shares more than throughput\n\n` : `${load}\n\n`);
-  w('| goal | measured | ratio | target | result |\n|---|---|---|---|---|\n');
-  for (const g of goals) w(`| ${g.goal} | ${g.measured} | ${g.ratio.toFixed(2)} | ${g.target} | ${g.pass ? 'PASS' : 'MISS'} |\n`);
+  w('| goal | measured | ratio | target | result | load |\n|---|---|---|---|---|---|\n');
+  for (const g of goals) w(`| ${g.goal} | ${g.measured} | ${g.ratio.toFixed(2)} | ${g.target} | ${g.pass ? 'PASS' : 'MISS'} | ${g.load} |\n`);
   w('\n| run (median) | wall | CPU s/GiB | peak RSS |\n|---|---|---|---|\n');
   w(details.join('\n') + '\n');
   if (goals.some((g) => !g.pass)) w(`\n${goals.filter((g) => !g.pass).length} of ${goals.length} goals missed\n`);

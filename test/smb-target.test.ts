@@ -144,7 +144,7 @@ t.test('list, remove, repair; interrupted save leaves only a partial', async (t)
   const srv = await startSmbd(t);
   const target = new SmbTarget(cfgFor(srv));
   t.same(await target.list(HOST), [], 'missing folder lists empty');
-  t.same(await target.repair(HOST), [], 'missing folder: nothing to repair');
+  t.same((await target.repair(HOST)).removed, [], 'missing folder: nothing to repair');
   await target.save(`${HOST}/a.json`, Readable.from([Buffer.from('{"a":1}')]));
   await target.save(`${HOST}/b c.xfsdump`, source(3 * MiB).stream);
 
@@ -188,7 +188,9 @@ t.test('list, remove, repair; interrupted save leaves only a partial', async (t)
     [`${HOST}/a.json`, `${HOST}/b c.xfsdump`],
     'partials are not listed',
   );
-  t.same(await target.repair(HOST), [`${HOST}/.e.xfsdump.partial`], 'repair names what it removed');
+  const repaired = await target.repair(HOST);
+  t.same(repaired.removed, [`${HOST}/.e.xfsdump.partial`], 'repair names what it removed');
+  t.same(repaired.objects, await target.list(HOST), 'and gives what is left as list() does (the catalog reads it from there)');
   t.same(await onDisk(srv), ['a.json', 'b c.xfsdump'], 'only complete objects remain');
 
   await target.remove(`${HOST}/b c.xfsdump`);
@@ -361,7 +363,7 @@ t.test('smbd frozen mid-save and mid-read: a timeout within the configured bound
   t.same(await smbclients(srv.port), [], 'no smbclient left running after the save');
   srv.thaw();
   t.notOk((await onDisk(srv)).includes('frozen2.xfsdump'), 'no object under the final name');
-  t.same(await target.repair(HOST), [`${HOST}/.frozen2.xfsdump.partial`], 'the partial it left is removed by repair');
+  t.same((await target.repair(HOST)).removed, [`${HOST}/.frozen2.xfsdump.partial`], 'the partial it left is removed by repair');
 
   // Frozen after the last byte was handed over: smbclient then owes us its exit (closing the file on the
   // server). drkit's watchdog guards that (about 2 s here), and smbclient's own timeout too (about 6 s,

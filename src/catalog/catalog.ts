@@ -1,6 +1,6 @@
 // What is on a target for one host: the complete dumps (those with a manifest), how they chain, which
 // level comes next, and what retention may delete.
-import type { Target } from '../target/target.js';
+import type { ObjectInfo, Target } from '../target/target.js';
 import { readSmall, writeSmall } from '../target/target.js';
 import { dumpObject, manifestObject, parseManifest, type Manifest } from './manifest.js';
 
@@ -13,8 +13,9 @@ export interface Catalog {
   broken: { object: string; error: string }[];
 }
 
-export async function readCatalog(target: Target, host: string): Promise<Catalog> {
-  const objects = await target.list(host);
+/** `objects`: the host's folder as just listed (by repair), so it is not listed twice. */
+export async function readCatalog(target: Target, host: string, listed?: ObjectInfo[]): Promise<Catalog> {
+  const objects = listed ?? (await target.list(host));
   const names = new Map(objects.map((o) => [o.name, o.size]));
   const dumps: Manifest[] = [];
   const broken: Catalog['broken'] = [];
@@ -103,8 +104,8 @@ export async function deleteDumps(target: Target, host: string, victims: Manifes
  * removed and the catalog as it now is (no orphans), so the caller need not read the target again.
  */
 export async function repairTarget(target: Target, host: string): Promise<{ removed: string[]; catalog: Catalog }> {
-  const removed = await target.repair(host);
-  const catalog = await readCatalog(target, host);
+  const { removed, objects } = await target.repair(host);
+  const catalog = await readCatalog(target, host, objects);
   for (const o of catalog.orphans) await target.remove(o);
   return { removed: [...removed, ...catalog.orphans], catalog: { ...catalog, orphans: [] } };
 }

@@ -6,6 +6,7 @@
 // by the NT_STATUS_ codes it printed, transfers by the byte counts it announced, and a watchdog kills a
 // run that stops making progress (smbclient itself waits 20 s in protocol negotiation whatever `-t` says,
 // and a server that vanishes mid-transfer can leave it blocked until the per-operation timeout).
+import { fstatSync, readdirSync, statSync } from 'node:fs';
 import { openPipe, type OwnedFd } from './fifo.js';
 import { lastLines, spawn, type Spawned } from './run.js';
 import type { Activity } from '../target/target.js';
@@ -271,6 +272,7 @@ interface Outcome {
 }
 
 interface Invocation {
+  readonly pid: number | undefined;
   /** Kill smbclient now (idempotent). */
   kill(): void;
   outcome: Promise<Outcome>;
@@ -353,7 +355,7 @@ async function start(
     clearInterval(timer);
     o.signal?.removeEventListener('abort', onAbort);
   });
-  return { kill, outcome };
+  return { pid: child.pid, kill, outcome };
 }
 
 function abortError(signal: AbortSignal | undefined): Error {
@@ -428,16 +430,36 @@ function transfer(inv: Invocation, pipe: OwnedFd, verdict: Promise<string>): Smb
 }
 
 /**
- * smbclient writing the remote file `remote` (overwritten if it exists) from a pipe: write the data to
- * `pipe`, then close it; smbclient reads as fast as the server takes the data (a full pipe blocks the
- * writer). `mkdirs`: folders to create first in the same run (one connection less per save).
- * `endData()` closes the pipe: the end of the file.
+ * smbclient has opened its stdin anew by name (`put /dev/stdin`): a second fd of it on the pipe `pipe`
+ * besides fd 0. Until then the pipe must keep a writer: the open of a named pipe waits for one.
  */
-export async function smbPut(s: SmbSession, remote: string, o: { mkdirs?: string[]; signal?: AbortSignal; activity?: Activity } = {}): Promise<SmbTransfer & { endData(): void }> {
-  // '-' is stdin itself. Not /dev/stdin: smbclient would open the pipe anew, and that open waits for a
-  // writer, forever when a small object was written and its pipe closed before smbclient got there.
-  const cmd = [...(o.mkdirs ?? []).map((d) => `mkdir ${quoteRemote(d)}`), `put - ${quoteRemote(remote)}`].join('; ');
+function reopened(pid: number, pipe: { dev: number; ino: number }): boolean {
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const st = statSync(`/proc/${pid}/fd/${fd}`);
+      if (st.ino === pipe.ino && st.dev === pipe.dev) n++;
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return n >= 2;
+}
+
+/**
+ * smbclient writing the remote file `remote` (overwritten if it exists) from a pipe: write the data to
+ * `pipe`, then end it with `endData()`; smbclient reads as fast as the server takes the data (a full pipe
+ * blocks the writer). `mkdirs`: folders to create first in the same run (one connection less per save).
+ * The verdict's transcript ends with the server's listing of `remote` (see putSize): the size check
+ * without a logon of its own.
+ */
+export async function smbPut(s: SmbSession, remote: string, o: { mkdirs?: string[]; signal?: AbortSignal; activity?: Activity } = {}): Promise<SmbTransfer & { endData(): Promise<void> }> {
+  // `put /dev/stdin`, not `put -`: after `put -` smbclient runs no further command (it stops at the end
+  // of its stdin), and the `ls` after it is what saves a logon per save. /dev/stdin is the same pipe
+  // opened anew, and that open waits for a writer: endData keeps ours until smbclient has it open.
+  const cmd = [...(o.mkdirs ?? []).map((d) => `mkdir ${quoteRemote(d)}`), `put /dev/stdin ${quoteRemote(remote)}`, `ls ${quoteRemote(remote)}`].join('; ');
   const { read, write } = await openPipe();
+  const pipeId = fstatSync(write.fd);
   // Once all data is handed over, smbclient owes us its exit (closing the file on the server): a server
   // that freezes then is caught by the watchdog too.
   let ended = false;
@@ -449,11 +471,20 @@ export async function smbPut(s: SmbSession, remote: string, o: { mkdirs?: string
     write.close();
     throw err;
   }
-  const endData = () => {
+  const t = transfer(inv, write, transferVerdict(s, inv, o.signal, `put ${remote}`));
+  const endData = async () => {
     ended = true;
+    // A small object fits in the pipe before smbclient got to its `put`: wait for its open (or its exit).
+    while (!t.exited() && inv.pid !== undefined && !reopened(inv.pid, pipeId)) await new Promise((r) => setTimeout(r, 2));
     write.close();
   };
-  return { ...transfer(inv, write, transferVerdict(s, inv, o.signal, `put ${remote}`)), endData };
+  return { ...t, endData };
+}
+
+/** The size `remote` has on the server by the listing at the end of a put's transcript (undefined: not there). */
+export function putSize(transcript: string, remote: string): number | undefined {
+  const base = remote.slice(remote.lastIndexOf('/') + 1);
+  return parseListing(transcript).find((e) => !e.directory && e.name === base)?.size;
 }
 
 /**

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { OwnedFd } from '../exec/fifo.js';
 import { dropCachedPages } from '../exec/dd.js';
 import { residentBytes } from '../exec/fincore.js';
-import { FdTarget, isPartialName, partialName, type Download, type ObjectInfo, type TransferOptions, type Upload } from './target.js';
+import { FdTarget, isPartialName, partialName, type Download, type ObjectInfo, type Repaired, type TransferOptions, type Upload } from './target.js';
 
 /** Less room than this on the target's filesystem after a failed write means it is full (xfsdump writes 256 KiB records). */
 const FULL_BELOW = 1 << 20;
@@ -134,13 +134,13 @@ export class FileTarget extends FdTarget {
     await rm(this.resolve(name), { force: true });
   }
 
-  async repair(dir: string): Promise<string[]> {
+  async repair(dir: string): Promise<Repaired> {
     const d = this.resolve(dir);
     let names: string[];
     try {
       names = await readdir(d);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { removed: [], objects: [] };
       throw err;
     }
     const removed: string[] = [];
@@ -148,7 +148,7 @@ export class FileTarget extends FdTarget {
       await rm(path.join(d, n), { force: true });
       removed.push(dir ? `${dir}/${n}` : n);
     }
-    return removed;
+    return { removed, objects: await this.list(dir) };
   }
 
   async freeSpace(): Promise<number | undefined> {

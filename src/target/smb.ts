@@ -11,6 +11,7 @@ import {
   joinRemote,
   parseFreeSpace,
   parseListing,
+  putSize,
   quoteListing,
   quoteRemote,
   serverUnusable,
@@ -22,7 +23,7 @@ import {
   type SmbSession,
 } from '../exec/smbclient.js';
 import { checkCredentialsFile } from './smb-credentials.js';
-import { FdTarget, isPartialName, partialName, type Download, type ObjectInfo, type TransferOptions, type Upload } from './target.js';
+import { FdTarget, isPartialName, partialName, type Download, type ObjectInfo, type Repaired, type TransferOptions, type Upload } from './target.js';
 
 /** `del` takes several names per smbclient run; bounded so the command line stays short. */
 const DELETE_BATCH = 50;
@@ -31,6 +32,14 @@ const DELETE_BATCH = 50;
 function folders(path: string): string[] {
   const parts = path.split('/').slice(0, -1);
   return parts.map((_, i) => parts.slice(0, i + 1).join('/'));
+}
+
+/** The objects of a folder listing, as `list` returns them (temporary objects excluded). */
+function objectsOf(dir: string, files: SmbEntry[]): ObjectInfo[] {
+  return files
+    .filter((e) => !isPartialName(e.name))
+    .map((e) => ({ name: joinRemote(dir, e.name), size: e.size }))
+    .sort((a, b) => a.name.localeCompare(b.name));
 }
 
 export class SmbTarget extends FdTarget {
@@ -90,11 +99,11 @@ export class SmbTarget extends FdTarget {
       broken,
       commit: async (bytes) => {
         committing = true;
-        put.endData();
-        await put.verdict;
-        // smbclient's put reports errors, but a complete-looking dump must be complete: ask the server.
-        const stored = await this.entry(s, tmp, o.signal);
-        if (stored?.size !== bytes) throw new SmbError('other', `${tmp} holds ${stored?.size ?? 'no'} bytes on the share after ${bytes} were sent`);
+        await put.endData();
+        // smbclient's put reports errors, but a complete-looking dump must be complete: the server's
+        // listing of it, asked in the same smbclient run right after the put, must show every byte.
+        const stored = putSize(await put.verdict, tmp);
+        if (stored !== bytes) throw new SmbError('other', `${tmp} holds ${stored ?? 'no'} bytes on the share after ${bytes} were sent`);
         await smbCommands(s, [`rename ${quoteRemote(tmp)} ${quoteRemote(final)} -f`], { signal: o.signal });
       },
       abort: async (cause, idle) => {
@@ -136,13 +145,6 @@ export class SmbTarget extends FdTarget {
     return this.fail(`saving ${name}`, err);
   }
 
-  /** The listing entry of one file, or undefined if it does not exist. */
-  private async entry(s: SmbSession, path: string, signal?: AbortSignal): Promise<SmbEntry | undefined> {
-    const text = await smbCommands(s, [`ls ${quoteRemote(path)}`], { tolerate: NOT_FOUND, signal });
-    const base = path.slice(path.lastIndexOf('/') + 1);
-    return parseListing(text).find((e) => !e.directory && e.name === base);
-  }
-
   async read(name: string, o: TransferOptions = {}): Promise<Download> {
     // `o.fromMedium` needs nothing here: smbclient keeps no local cache, every byte comes from the server
     // (which answers from its own cache or disk: see "What verification proves" in the README).
@@ -176,11 +178,7 @@ export class SmbTarget extends FdTarget {
   async list(dir: string): Promise<ObjectInfo[]> {
     const s = await this.session();
     try {
-      const files = await this.files(s, dir);
-      return files
-        .filter((e) => !isPartialName(e.name))
-        .map((e) => ({ name: joinRemote(dir, e.name), size: e.size }))
-        .sort((a, b) => a.name.localeCompare(b.name));
+      return objectsOf(dir, await this.files(s, dir));
     } catch (err) {
       throw this.fail(`listing ${dir || '/'}`, err);
     }
@@ -195,15 +193,17 @@ export class SmbTarget extends FdTarget {
     }
   }
 
-  async repair(dir: string): Promise<string[]> {
+  async repair(dir: string): Promise<Repaired> {
     const s = await this.session();
     try {
-      const partials = (await this.files(s, dir)).filter((e) => isPartialName(e.name)).map((e) => joinRemote(dir, e.name));
+      const files = await this.files(s, dir);
+      const partials = files.filter((e) => isPartialName(e.name)).map((e) => joinRemote(dir, e.name));
       for (let i = 0; i < partials.length; i += DELETE_BATCH) {
         const batch = partials.slice(i, i + DELETE_BATCH);
         await smbCommands(s, batch.map((n) => `del ${quoteRemote(this.remote(n))}`), { tolerate: NOT_FOUND });
       }
-      return partials;
+      // What is left is the same listing without the partials: no second logon to list it again.
+      return { removed: partials, objects: objectsOf(dir, files) };
     } catch (err) {
       throw this.fail(`repairing ${dir || '/'}`, err);
     }

@@ -79,6 +79,12 @@ export interface DeviceAddress {
   env: Record<string, string>;
 }
 
+/** What `repair` removed, and what is left in the folder (temporary objects excluded). */
+export interface Repaired {
+  removed: string[];
+  objects: ObjectInfo[];
+}
+
 /** Something drkit must tell the operator about a run (e.g. "insert tape mon next"). */
 export interface Notes {
   info(msg: string): void;
@@ -159,8 +165,11 @@ export interface Target {
   list(dir: string): Promise<ObjectInfo[]>;
   /** Remove an object; a missing one is not an error. */
   remove(name: string): Promise<void>;
-  /** Remove leftovers of interrupted saves inside `dir`. Returns the names removed. */
-  repair(dir: string): Promise<string[]>;
+  /**
+   * Remove leftovers of interrupted saves inside `dir`. Returns the names removed and the objects left, as
+   * `list(dir)` gives them: the caller reads the catalog from that (on SMB a listing costs a logon).
+   */
+  repair(dir: string): Promise<Repaired>;
   /** Free bytes where the dumps go, when the storage can tell. */
   freeSpace(): Promise<number | undefined>;
   /** Free and total bytes, for targets that can tell both (the report's "% full" warning). */
@@ -177,7 +186,7 @@ export abstract class FdTarget implements Target {
   abstract read(name: string, o?: TransferOptions): Promise<Download>;
   abstract list(dir: string): Promise<ObjectInfo[]>;
   abstract remove(name: string): Promise<void>;
-  abstract repair(dir: string): Promise<string[]>;
+  abstract repair(dir: string): Promise<Repaired>;
   abstract freeSpace(): Promise<number | undefined>;
 
   async save(name: string, source: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {
