@@ -4,6 +4,8 @@ import t from 'tap';
 import { readdir, rm, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { makeSandbox } from './lib/sandbox.js';
+import { CLI, writeConfig } from './lib/cli.js';
+import { spawnSync } from 'node:child_process';
 import { makeLoopXfs, requireTools } from './lib/loopfs.js';
 import { populateTree, compareTrees, mutateTree } from './lib/tree.js';
 import { runBackup } from '../src/pipeline/backup.js';
@@ -106,6 +108,30 @@ t.test('retention keeps the last N full chains and prunes only after a new dump 
   // levels 0 1 0 1 0 1: the last two chains (runs 2-5) stay, run 0-1 are gone.
   t.same(dumps.map((d) => d.id), ids.slice(2));
   t.same(dumps.map((d) => d.level), [0, 1, 0, 1]);
+});
+
+t.test('a restored appliance: xfsdump\'s inventory is empty, the next incremental becomes a full dump (xfsdump -B would crash)', async (t) => {
+  requireTools({ unshare: 'util-linux' });
+  const sb = await makeSandbox(t, { levels: [0, 1], verify: 'after-backup', systemCopy: false });
+  await populateTree(path.join(sb.home.mnt, 'users'));
+  const first = await runBackup(sb.cfg, { log: quietLogger() });
+  t.equal(first.manifest.level, 0);
+  const conf = await writeConfig(sb.cfg);
+  // As on a machine whose / came back from a system copy made before its last dump: xfsdump's inventory
+  // (a fixed path) is empty. A private mount namespace gives drkit an empty one and leaves the host's alone.
+  const ns = (argv: string[]) =>
+    spawnSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', 'mkdir -p /var/lib/xfsdump && mount -t tmpfs drkit-test /var/lib/xfsdump && exec "$@"', 'sh', ...argv], { encoding: 'utf8' });
+  const crash = ns(['xfsdump', '-F', '-L', 's', '-M', 'm', '-B', first.manifest.sessionId, '-f', path.join(sb.work, 'probe'), sb.home.mnt]);
+  t.equal(crash.signal ?? (crash.status === 139 ? 'SIGSEGV' : crash.status), 'SIGSEGV', 'the premise: xfsdump -B with an empty inventory crashes');
+  const r = ns([process.execPath, CLI, '--config', conf, 'backup']);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stderr + r.stdout, /xfsdump's inventory \(on .*\) no longer knows .*-l0; taking a full dump instead/, 'says why');
+  const target = await openTarget(sb.cfg.targets.disk!);
+  const { dumps } = await readCatalog(target, sb.cfg.host);
+  t.same(dumps.map((d) => [d.level, d.base, d.verified?.ok ?? null]), [[0, null, true], [0, null, true]], 'a second full dump, verified; nothing based on the unknown session');
+  // The host's own inventory, not empty, never saw that full dump (the namespace's got it): full again.
+  const next = await runBackup(sb.cfg, { log: quietLogger() });
+  t.same([next.manifest.level, next.manifest.base], [0, null]);
 });
 
 t.test('verify detects a corrupted dump', async (t) => {

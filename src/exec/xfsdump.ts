@@ -145,6 +145,30 @@ export function checkDump(f: { report: DumpReport; exitCode: number | undefined;
   throw new ToolError('xfsdump', `xfsdump failed (Dump Status: ${report.status ?? 'none'}, ${how}): ${said}`, f.exitCode, f.stderrTail);
 }
 
+/**
+ * Whether xfsdump's inventory (/var/lib/xfsdump/inventory) holds the session `sessionId`, by `xfsdump -I`
+ * (streamed: an inventory grows with every dump). Asked before `-B`, because xfsdump (3.1.11 and 3.2.0)
+ * crashes with SIGSEGV on `-B` when its inventory is empty or missing, instead of saying "could not find
+ * specified base dump": the state of every freshly restored appliance, whose / comes from a system copy
+ * made before the dump it was restored from (found by the whole-appliance drill).
+ */
+export async function inventoryHasSession(sessionId: string): Promise<boolean> {
+  const child = await spawn('xfsdump', ['-I']);
+  const wanted = sessionId.toLowerCase();
+  let found = false;
+  const stderr = new Tail();
+  await Promise.all([
+    eachLine(child.stdout!, (line) => {
+      const m = /^\s*session id:\s*(\S+)\s*$/.exec(line);
+      if (m && m[1]!.toLowerCase() === wanted) found = true;
+    }),
+    eachLine(child.stderr, (line) => stderr.push(line)),
+  ]);
+  const { exitCode, signal } = await child.done;
+  if (exitCode !== 0) throw new ToolError('xfsdump', `xfsdump -I (reading its inventory) failed: ${signal ? `killed by ${signal}` : `exit code ${exitCode}`}: ${lastLines(stderr.text(), 3)}`, exitCode, stderr.text());
+  return found;
+}
+
 export function isMissingBase(report: DumpReport): boolean {
   return report.errors.some((e) => /could not find specified base dump/.test(e));
 }

@@ -12,6 +12,7 @@ import { freezeModules } from '../prepare/freeze.js';
 import { checkHome, checkTools } from '../prepare/preconditions.js';
 import { homeSource, planSnapshot, takeSnapshot, type DumpSource } from '../prepare/snapshot.js';
 import { dumpToTarget, MissingBaseError } from '../dump/dump.js';
+import { inventoryHasSession } from '../exec/xfsdump.js';
 import { progressLine } from '../dump/progress.js';
 import { verifyAndRecord } from '../verify/verify.js';
 import { sweepStaging } from '../restore/staging.js';
@@ -102,6 +103,12 @@ async function dumpOnce(cfg: Config, target: Target, dumps: Manifest[], modules:
   const { log } = opts;
   const signal = source.broken && opts.signal ? AbortSignal.any([opts.signal, source.broken]) : (source.broken ?? opts.signal);
   let plan = planNextDump(dumps, cfg.dump.levels);
+  const fullInstead = () => {
+    log.warn(`xfsdump's inventory (on ${os.hostname()}) no longer knows ${plan.base!.id}; taking a full dump instead`);
+    plan = { level: 0, base: null };
+  };
+  // Asked first, not left to xfsdump: with an empty inventory (every restored appliance's) `-B` crashes it.
+  if (plan.base && !(await inventoryHasSession(plan.base.sessionId))) fullInstead();
   for (;;) {
     const started = now();
     let id = makeDumpId(cfg.host, started, plan.level);
@@ -147,8 +154,7 @@ async function dumpOnce(cfg: Config, target: Target, dumps: Manifest[], modules:
       return manifest;
     } catch (err) {
       if (err instanceof MissingBaseError && plan.base) {
-        log.warn(`xfsdump's inventory (on ${os.hostname()}) no longer knows ${plan.base.id}; taking a full dump instead`);
-        plan = { level: 0, base: null };
+        fullInstead();
         continue;
       }
       throw err;
