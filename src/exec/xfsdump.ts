@@ -46,8 +46,9 @@ export interface XfsdumpOptions {
 
 /**
  * Where the dump goes: an fd of ours xfsdump gets as stdout (the write end of a pipe; the caller closes its
- * own copy after the start), a regular file xfsdump opens and writes itself (`-f FILE`: it truncates it,
- * then only appends, never seeks back, so a reader may follow right behind it), or a device xfsdump writes
+ * own copy after the start), a regular file xfsdump opens and writes itself (`-f FILE`: it truncates it and
+ * appends, but goes back once to rewrite its header: a reader that follows it must watch for that, see
+ * stream/follow.ts), or a device xfsdump writes
  * itself (a tape drive, local or remote), overwritten from its beginning.
  */
 export type DumpOutput = { fd: number } | { file: string } | { device: DeviceAddress };

@@ -16,6 +16,10 @@ export interface FollowWorkerData {
   chunk: number;
   /** Start the writeback (fdatasync) whenever this many more bytes were written. */
   syncEvery: number;
+  /** The first bytes of the file, watched for a writer that goes back and rewrites them (xfsdump's header). */
+  head: number;
+  /** Compare the head again after this many more bytes hashed (and while waiting, see HEAD_IDLE_MS in follow-worker.ts). */
+  headCheckEvery: number;
 }
 
 export const FOLLOW_BYTES = FOLLOW.INTS * 4 + 16;

@@ -1,7 +1,7 @@
 // The two threads behind stream/follow.ts: one hashes the file right behind its writer, one starts its
 // writeback early. Blocking calls in loops, no event loop; see follow.ts for why.
 import { fdatasyncSync, fstatSync, readSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import { FOLLOW, type FollowWorkerData } from './follow-layout.js';
 
@@ -11,23 +11,72 @@ const counts = new BigInt64Array(d.shared, FOLLOW.INTS * 4, 2);
 const cancelled = () => Atomics.load(ctl, FOLLOW.CANCEL) === 1;
 /** How long a thread that caught up with the writer sleeps before it looks again (or is woken by the end). */
 const POLL_MS = 2;
+/** While waiting for the writer, look at the head again at most this often (a slow writer, e.g. 3 MB/s in a TCG
+ * guest, leaves the thread waiting most of the time: 256 KiB every 250 ms is 1 MB/s of reads from the cache). */
+const HEAD_IDLE_MS = 250;
 
-function hashLoop(): string {
-  const hash = createHash('sha256');
+/** Read up to buf.length bytes at `pos` (fewer only at the end of the file). */
+function readFull(buf: Buffer, pos: number): number {
+  let got = 0;
+  while (got < buf.length) {
+    const n = readSync(d.fd, buf, got, buf.length - got, pos + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
+function hashLoop(): { sha256: string; rewinds: number } {
   const buf = Buffer.allocUnsafe(d.chunk);
+  // The head as it was hashed, and room to read it again: a writer that went back over it (xfsdump
+  // rewrites its header once its directories are dumped, see follow.ts) makes the hash so far worthless.
+  const head = Buffer.alloc(d.head);
+  const again = Buffer.alloc(d.head);
+  let hash: Hash = createHash('sha256');
   let pos = 0;
+  let rewinds = 0;
+  let checkedAt = 0;
+  let checkedMs = 0;
+  let reported = 0n;
+  const headChanged = (): boolean => {
+    const have = Math.min(pos, d.head);
+    checkedAt = pos;
+    checkedMs = Date.now();
+    if (have === 0) return false;
+    const view = again.subarray(0, have);
+    return readFull(view, 0) < have || !view.equals(head.subarray(0, have));
+  };
+  const restart = () => {
+    hash = createHash('sha256');
+    pos = 0;
+    checkedAt = 0;
+    rewinds++;
+  };
   for (;;) {
-    if (cancelled()) return '';
+    if (cancelled()) return { sha256: '', rewinds };
     // Read the flag before the read: a read that finds nothing after the writer ended is the end.
     const writerDone = Atomics.load(ctl, FOLLOW.WRITER_DONE) === 1;
     const n = readSync(d.fd, buf, 0, buf.length, pos);
     if (n > 0) {
+      if (pos < d.head) buf.copy(head, pos, 0, Math.min(n, d.head - pos));
       hash.update(buf.subarray(0, n));
       pos += n;
-      Atomics.store(counts, 0, BigInt(pos));
+      // The count only grows (a restart re-reads bytes already counted): it is the progress shown.
+      if (BigInt(pos) > reported) Atomics.store(counts, 0, (reported = BigInt(pos)));
+      if (pos - checkedAt >= d.headCheckEvery && headChanged()) restart();
     } else if (writerDone) {
-      return hash.digest('hex');
+      // The writer is gone, the file is final: the last word on whether the head hashed is the head there.
+      if (headChanged()) {
+        restart();
+        continue;
+      }
+      Atomics.store(counts, 0, BigInt(pos));
+      return { sha256: hash.digest('hex'), rewinds };
     } else {
+      if (Date.now() - checkedMs >= HEAD_IDLE_MS && headChanged()) {
+        restart();
+        continue;
+      }
       Atomics.wait(ctl, FOLLOW.WRITER_DONE, 0, POLL_MS);
     }
   }
@@ -49,7 +98,7 @@ function syncLoop(): void {
 }
 
 try {
-  if (d.role === 'hash') parentPort!.postMessage({ sha256: hashLoop() });
+  if (d.role === 'hash') parentPort!.postMessage(hashLoop());
   else {
     syncLoop();
     parentPort!.postMessage({});

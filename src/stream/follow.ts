@@ -2,9 +2,22 @@
 // the temporary file itself (`-f FILE`), and one thread reads it right behind the writer, from the page
 // cache, and hashes it. Against xfsdump -> pipe -> pump -> file, that saves one copy of every byte through
 // a pipe and one through user space, which on 2 cores is most of what separated drkit from a dump that
-// only hashes. This is only right because xfsdump writes a file strictly in order and never goes back
-// (measured with strace, xfsdump 3.1.11: truncate, then sequential writes), and because a read never
-// sees past what a completed write(2) put there (the file's size moves after the data).
+// only hashes. A read never sees past what a completed write(2) put there (the file's size moves after the
+// data), and xfsdump appends, with ONE exception: once its directories are dumped it seeks back to offset 0,
+// rewrites its 4 KiB header (it records there where the non-directory data starts) and seeks on to the end
+// (strace, xfsdump 3.1.11 and 3.2.0: lseek(fd, 0) + write(4096) + lseek(fd, end)). When the directories fit in
+// its first buffer it patches the header before writing it and never goes back (small trees, like every
+// test tree before test/follow-xfsdump.test.ts); with more entries (the drill's appliance: 22,000) the first record is on the file
+// by then, and a follower that already hashed it hashed a header that is no longer the file's: the manifest
+// got a SHA-256 the dump never had, and verification failed a good dump (in a slow TCG guest in both runs
+// seen; on a fast host when the follower wins the race).
+// So the hash thread keeps a copy of the head it hashed (HEAD: xfsdump's first record, which holds all its
+// headers) and reads the head again every HEAD_CHECK_EVERY bytes, while it waits for the writer (at most
+// every 250 ms) and once more after the writer exited; if it changed, the hash starts again from byte 0
+// (`rewinds`). xfsdump goes back early (after its directories: a few MiB into the dump), so starting again
+// costs re-reading those few MiB from the page cache; the last check, on the final file, makes the hash
+// right whenever a writer went back only into the head. A rewrite further in would be caught by the
+// verification (a mismatch), never made into a wrong "verified".
 //
 // A second thread calls fdatasync every SYNC_EVERY bytes, so the disk writes while xfsdump still runs
 // instead of everything waiting for the commit's fsync: on a disk slower than the dump (USB, LTO-speed
@@ -16,10 +29,15 @@ import { runWorker } from './pump.js';
 
 const CHUNK = 1 << 20;
 const SYNC_EVERY = 256 << 20;
+const HEAD = 256 << 10;
+const HEAD_CHECK_EVERY = 16 << 20;
 
 export interface Follower {
-  /** Resolves once `writerDone` was called and the file was read to its end; rejects on a read or sync error at once. */
-  readonly done: Promise<{ bytes: number; sha256: string }>;
+  /**
+   * Resolves once `writerDone` was called and the file was read to its end; rejects on a read or sync error
+   * at once. `rewinds`: how often the writer was seen going back over the head already hashed (hashed again).
+   */
+  readonly done: Promise<{ bytes: number; sha256: string; rewinds: number }>;
   /** Both threads have stopped: nothing uses the fd any more. Never rejects. */
   readonly stopped: Promise<void>;
   /** Bytes hashed so far. */
@@ -30,7 +48,7 @@ export interface Follower {
   cancel(): void;
 }
 
-type Reply = { error?: { message: string; code?: string }; sha256?: string };
+type Reply = { error?: { message: string; code?: string }; sha256?: string; rewinds?: number };
 
 /** Follow `fd`, opened for reading (and writing, for fdatasync) on the file the writer fills. */
 export function followFile(fd: number): Follower {
@@ -44,7 +62,7 @@ export function followFile(fd: number): Follower {
   let fail!: (err: Error) => void;
   const failure = new Promise<never>((_, reject) => (fail = reject));
   const start = (role: FollowWorkerData['role']) =>
-    runWorker<Reply>(new URL('./follow-worker.js', import.meta.url), { role, shared, fd, chunk: CHUNK, syncEvery: SYNC_EVERY })
+    runWorker<Reply>(new URL('./follow-worker.js', import.meta.url), { role, shared, fd, chunk: CHUNK, syncEvery: SYNC_EVERY, head: HEAD, headCheckEvery: HEAD_CHECK_EVERY })
       .catch((err: Error): Reply => ({ error: { message: err.message } }))
       .then((reply) => {
         if (reply.error) {
@@ -56,7 +74,7 @@ export function followFile(fd: number): Follower {
   const threads = Promise.all([start('hash'), start('sync')]);
   const finished = threads.then(([h]) => {
     if (Atomics.load(ctl, FOLLOW.CANCEL)) throw new Error('cancelled');
-    return { bytes: Number(Atomics.load(counts, 0)), sha256: h.sha256! };
+    return { bytes: Number(Atomics.load(counts, 0)), sha256: h.sha256!, rewinds: h.rewinds ?? 0 };
   });
   const done = Promise.race([failure, finished]);
   done.catch(() => undefined); // the caller awaits it; never an unhandled rejection meanwhile
