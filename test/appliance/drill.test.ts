@@ -32,11 +32,8 @@ const ROOT_PASSWORD = 'drkit';
 /** root's shell prompt on the console (Debian's root .bashrc: host:dir#). */
 const PROMPT = new RegExp(`${HOST}:~# `);
 const USB_LABEL = 'DRKITUSB';
-/**
- * Where the dumps go on the USB disk. DRKIT_DRILL_TARGET_DIR (development only) names another folder: one
- * with a ':' makes the disk target take the pipe route instead of the follower (src/dump/dump.ts).
- */
-const TARGET_DIR = process.env.DRKIT_DRILL_TARGET_DIR ?? '/mnt/usb/drkit';
+/** Where the dumps go on the USB disk (drkit's disk target: xfsdump writes the file, the follower hashes it). */
+const TARGET_DIR = '/mnt/usb/drkit';
 const USERS_DIRS = ['alice', 'bob', 'carol', 'shared'];
 const PG = `runuser -u postgres -- psql -XAtq -d app`;
 const MARIA = `mariadb --batch --skip-column-names app`;
@@ -258,8 +255,8 @@ t.test('1. the appliance: installed, its data in place', async (t) => {
   await sh(`bash ${shared.files['drill-data.sh']} databases`);
   await sh(`bash ${shared.files['drill-data.sh']} etc`);
   figure(t, 'data set-up on the original machine', secs(Date.now() - t0));
-  t.equal(await sh(`${PG} -c 'SELECT count(*) FROM ticks'`), '1000');
-  t.equal(await sh(`${MARIA} -e 'SELECT count(*) FROM ticks'`), '1000');
+  t.equal(await sh(`${PG} -c 'SELECT count(*) FROM ticks'`), '1000', 'PostgreSQL: 1000 rows');
+  t.equal(await sh(`${MARIA} -e 'SELECT count(*) FROM ticks'`), '1000', 'MariaDB: 1000 rows');
   t.match(await sh(`runuser -u postgres -- psql -XAtq -c 'SHOW data_directory'`), /^\/home\/system\/postgresql\//, 'PostgreSQL keeps its data on home');
   t.equal(await sh(`mariadb -BN -e 'SELECT @@datadir'`), '/home/system/mysql/', 'MariaDB keeps its data on home');
   const cc = await drkit('config check');
@@ -372,7 +369,7 @@ t.test('6. the next boot copies again, post.restore finishes, one more reboot: t
   t.match(con, /drkit-restore: done: \/ and \/boot are back from the system copy/, 'the initrd hook put / and /boot back');
   figure(t, 'first boot after the wizard (initrd copy, post.restore)', secs(g.bootMs));
   const copyStart = con.indexOf('drkit-restore: copying');
-  t.ok(copyStart >= 0);
+  t.ok(copyStart >= 0, 'the copy of / is on the console');
   const post = await sh('systemctl show -p Result --value drkit-post-restore.service; if [ -x /etc/postinst.d/post.restore ]; then echo pending; else echo cleared; fi');
   t.equal(post, 'success\ncleared', 'post.restore succeeded and cleared its flag');
   t.match(await sh('cat /var/log/drkit/post-restore.log'), /grub-install|GRUB/i, 'post.restore reinstalled GRUB');
