@@ -187,7 +187,11 @@ async function backupByCron(t: Tap, runsBefore: number): Promise<{ dumpId: strin
     const fresh = st.runs.slice(runsBefore);
     const done = fresh.find((r) => r.status !== 'running');
     if (done) {
-      if (done.status !== 'success') throw new Error(`the backup started by cron ended ${done.status}: ${done.error}`);
+      if (done.status !== 'success') {
+        // What whoever investigates needs: drkit's log and the kernel's word on a crash (xfsdump's SIGSEGV, step 8).
+        const why = (await g.run('tail -n 60 /var/log/drkit/drkit.log; journalctl -k --no-pager | grep -i -A3 segfault | tail -n 20', { timeoutMs: 120_000 })).stdout;
+        throw new Error(`the backup started by cron ended ${done.status}: ${done.error}\n${why}`);
+      }
       t.pass(`cron started a backup at ${done.start}; ${done.status}, ${done.dumpId}`);
       return done as { dumpId: string; start: string; end: string; level: number; bytes: number };
     }
