@@ -6,7 +6,8 @@
 #   make bench   drkit against the raw tools
 #   make deb     the Debian package drkit_<version>_<arch>.deb (see "Installing on an appliance")
 #   make vm-cache  fetch the guest lab's kernel and build the appliance image now (tests do it on first use)
-#   make drill   the whole-appliance drill in the guest lab (its first step so far; not in make test)
+#   make drill   the whole-appliance drill in the guest lab (install, cron backup, disaster, reinstall, wizard on
+#                the serial console, power cuts, reboots, proof, RTO/RPO); not in make test, CI runs it after it
 #   make bench-snapshot   snapshot mode's freeze window in the guest lab (median of 5)
 #   make clean   remove dist/
 
@@ -71,7 +72,8 @@ vm-cache: deps
 	bash test/vm/kernel.sh "$${DRKIT_VM_CACHE:-$(CURDIR)/.vm-cache}"
 	bash test/vm/appliance/build-image.sh "$${DRKIT_VM_CACHE:-$(CURDIR)/.vm-cache}"
 
-# The whole-appliance drill (README "The whole-appliance drill"): not part of `make test` until it is complete.
+# The whole-appliance drill (README "The whole-appliance drill"): its own target, not in `make test`; .ci/run
+# runs it after `make test` and the runner adds both runs up (DRKIT_TEST_TALLY) in its last line.
 drill: deps build
 	node test/run-tests.mjs dist/test/appliance/drill.test.js
 

@@ -11,8 +11,11 @@
 //   TEST: "tree", "test/tree.test.ts" or "dist/test/tree.test.js"; default: every test/*.test.ts (the
 //   sources decide, so a stale compiled test whose source was deleted does not run).
 //   Options starting with "-" go to tap unchanged (use the --name=value form).
+// DRKIT_TEST_TALLY=FILE: runs in a row add up (CI: `make test` then `make drill`, .ci/run). The counts and
+// failures of the runs before, kept in FILE, are added to this run's, the last line is the total, and FILE
+// is updated; the exit status stays this run's own.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -56,10 +59,22 @@ if (tapExit !== 0 && failed === 0) {
   failures.push(`tap exited with ${tapExit}`);
 }
 
+const ownStatus = failed > 0 ? 1 : 0;
+const tallyFile = process.env.DRKIT_TEST_TALLY;
+if (tallyFile) {
+  // An empty or missing file: the first run of the row.
+  const before = existsSync(tallyFile) && readFileSync(tallyFile, 'utf8').trim() ? JSON.parse(readFileSync(tallyFile, 'utf8')) : { passed: 0, failed: 0, failures: [], skipped: [] };
+  if (before.passed || before.failed) console.log(`\nThis run: ${passed} passed, ${failed} failed; with the runs before it (${tallyFile}):`);
+  passed += before.passed;
+  failed += before.failed;
+  failures.unshift(...before.failures);
+  skipped.unshift(...before.skipped);
+  writeFileSync(tallyFile, JSON.stringify({ passed, failed, failures, skipped }));
+}
 if (failures.length) console.log(`\nFailed:\n${failures.map((f) => `  ${f}`).join('\n')}`);
 if (skipped.length) console.log(`\nSkipped or todo (the project allows none):\n${skipped.map((s) => `  ${s}`).join('\n')}`);
 console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed > 0 ? 1 : 0);
+process.exit(ownStatus);
 
 function runTap(testFiles) {
   const tap = path.join(repo, 'node_modules/.bin/tap');

@@ -103,8 +103,11 @@ databases() {
 	# ProtectHome would hide /home from the server: a drop-in lifts it.
 	systemctl stop mariadb
 	install -d -o mysql -g mysql -m 750 /home/system/mysql
-	rsync -aHAX /var/lib/mysql/ /home/system/mysql/
-	printf '[mysqld]\ndatadir = /home/system/mysql\n' >/etc/mysql/mariadb.conf.d/90-home.cnf
+	# Moved, not copied (nothing of it stays on /), with a 16 MiB redo log instead of the default 100 MiB
+	# (MariaDB resizes it at the next start): the drill copies, dumps and restores every byte under TCG.
+	rsync -aHAX --remove-source-files /var/lib/mysql/ /home/system/mysql/
+	find /var/lib/mysql -mindepth 1 -depth -type d -delete
+	printf '[mysqld]\ndatadir = /home/system/mysql\ninnodb_log_file_size = 16M\n' >/etc/mysql/mariadb.conf.d/90-home.cnf
 	install -d /etc/systemd/system/mariadb.service.d
 	printf '[Service]\nProtectHome=false\n' >/etc/systemd/system/mariadb.service.d/home.conf
 	systemctl daemon-reload

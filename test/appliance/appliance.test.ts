@@ -2,14 +2,17 @@
 // (mmdebstrap, cached), installed on a blank virtual disk like the appliance (/boot, / on XFS, /home on XFS
 // in LVM, GRUB on the MBR, drkit from its Debian package), booted by the BIOS through GRUB into multi-user,
 // reached through the lab agent, rebooted. The foundation of the whole-appliance drill (issue #14).
+// Not in `make test`: the drill (test/appliance/drill.test.ts, `make drill`, which CI runs) proves all of this
+// on its way; this file stays as the quick check of the appliance for whoever changes the lab:
+//   make build && node test/run-tests.mjs dist/test/appliance/appliance.test.js
 // One install (on the host, seconds), two boots and one update-initramfs under TCG: about 6 minutes with a
 // warm cache at load 6-8, 8 at load 9, plus 2.5-5 minutes for a cold image build. Over .taprc's 15 minutes
 // per file on a loaded machine, so its tap timeout is raised to 30 minutes (t.setTimeout below).
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { applianceImage, applianceWorkDir, bootAppliance, bootReport, consoleShell, installAppliance, rebootAppliance } from './lib/appliance.js';
-import { REPO } from './lib/sandbox.js';
+import { applianceImage, applianceWorkDir, bootAppliance, bootReport, consoleShell, installAppliance, rebootAppliance } from '../lib/appliance.js';
+import { REPO } from '../lib/sandbox.js';
 
 t.setTimeout(1_800_000);
 
