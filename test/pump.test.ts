@@ -171,6 +171,17 @@ t.test('follower: cancel stops both threads, while the writer is still idle', as
   t.ok(Date.now() - t0 < 15000, 'stopped within 15 s');
 });
 
+/** A new file `name` followed by a follower, and a second fd on it for the test's writes (as xfsdump has its own). */
+async function followedFile(t: { teardown(fn: () => unknown): void }, name: string, writerFlags: 'r+' | 'a') {
+  const file = path.join(await scratch(t), name);
+  const fd = openSync(file, 'w+');
+  t.teardown(() => closeSync(fd));
+  const follower = followFile(fd);
+  const writer = openSync(file, writerFlags);
+  t.teardown(() => closeSync(writer));
+  return { file, follower, writer };
+}
+
 // xfsdump -f FILE goes back once: after its directories it rewrites its 4 KiB header at offset 0, then
 // carries on at the end (strace of xfsdump 3.1.11 and 3.2.0; README "The data path"). A follower that had
 // hashed the old header must not report it: the drill's appliance failed verification of a good dump so.
@@ -178,13 +189,7 @@ t.test('follower: cancel stops both threads, while the writer is still idle', as
 // exactly after the follower hashed the head: once in the middle of the dump, once as the very last write.
 for (const when of ['in the middle', 'as the last write'] as const) {
   t.test(`follower: a writer that goes back and rewrites the head ${when} (as xfsdump does): the hash is the final file's`, async (t) => {
-    const dir = await scratch(t);
-    const file = path.join(dir, 'rewound');
-    const fd = openSync(file, 'w+');
-    t.teardown(() => closeSync(fd));
-    const follower = followFile(fd);
-    const writer = openSync(file, 'r+');
-    t.teardown(() => closeSync(writer));
+    const { file, follower, writer } = await followedFile(t, 'rewound', 'r+');
     const waitHashed = async (bytes: number) => {
       while (follower.bytesRead() < bytes) await new Promise((r) => setTimeout(r, 5));
     };
@@ -214,13 +219,7 @@ for (const when of ['in the middle', 'as the last write'] as const) {
 }
 
 t.test('follower: a writer that only appends costs no rewind', async (t) => {
-  const dir = await scratch(t);
-  const file = path.join(dir, 'appended');
-  const fd = openSync(file, 'w+');
-  t.teardown(() => closeSync(fd));
-  const follower = followFile(fd);
-  const writer = openSync(file, 'a');
-  t.teardown(() => closeSync(writer));
+  const { file, follower, writer } = await followedFile(t, 'appended', 'a');
   for (let i = 0; i < 40; i++) {
     writeSync(writer, randomFillSync(Buffer.alloc(MiB + 1)));
     if (i % 8 === 0) await new Promise((r) => setTimeout(r, 20));
