@@ -15,11 +15,14 @@
 //                   smbd in a private network namespace): drkit >= 0.97 of the raw tool (no hash)
 //   CPU             CPU seconds per GiB, all processes together: drkit <= 1.3x the careful script
 //   memory          peak RSS flat (4x the data: at most 1.15x the RSS); `drkit cron` nothing due <= 2x `node -e 0`
+// Not goals, printed under them ("On this machine"): whether this machine reaches each SMB limit at all (the
+// raw tool without it), each side's cost per run (a 16 MiB home) and the transfer alone, a raw SMB pipeline
+// that hashes too, SMB at 200 MB/s, and `drkit cron` in cron's own environment.
 // BENCH_GIB sets the main size (default 2), BENCH_LIMITED_GIB the bandwidth-limited one (default 1).
 // BENCH_BEFORE=path/to/an/older/dist/src/cli.js adds that build as a further contender ("before").
 // `--only GROUP[,GROUP...]` (or BENCH_ONLY) runs only those groups of rows: disk, smb, limited-disk,
 // limited-smb, rss (rss needs disk for its 1x figure and runs it too); default all. BENCH_RATES=400 (MB/s,
-// comma-separated) keeps only those bandwidth limits.
+// comma-separated: 400, 110, 200) keeps only those bandwidth limits.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, openSync, writeSync, closeSync, readFileSync, existsSync } from 'node:fs';
@@ -52,9 +55,15 @@ function selectedGroups(): Set<Group> {
   return set;
 }
 const only = selectedGroups();
+/**
+ * The issue's two rates are goals. 200 MB/s (SMB only) is not: on this machine SMB3 carries about 280 MB/s
+ * whatever the link (smbclient and smbd are CPU-bound), so 400 MB/s does not bind there; 200 MB/s is a rate
+ * that does, to show whether drkit keeps a link busy that really is the limit.
+ */
 const RATES = [
-  { name: 'LTO-9, 400 MB/s', bytesPerSec: 400e6 },
-  { name: 'gigabit, 110 MB/s', bytesPerSec: 110e6 },
+  { name: 'LTO-9, 400 MB/s', bytesPerSec: 400e6, goal: true, smbOnly: false },
+  { name: 'gigabit, 110 MB/s', bytesPerSec: 110e6, goal: true, smbOnly: false },
+  { name: '200 MB/s', bytesPerSec: 200e6, goal: false, smbOnly: true },
 ].filter((r) => !process.env.BENCH_RATES || process.env.BENCH_RATES.split(',').map(Number).includes(r.bytesPerSec / 1e6));
 const base = mkdtempSync(path.join(os.tmpdir(), 'drkit-bench-'));
 const cleanups: (() => unknown)[] = [];
@@ -212,6 +221,8 @@ interface Link {
   nsAddr: string;
   /** Shape both directions of the link to this rate (bytes per second). */
   limit(bytesPerSec: number): void;
+  /** Take the shaping off both ends. */
+  unlimit(): void;
 }
 
 /** A private network namespace joined to this one by a veth pair; smbd runs inside, shaped by tc. */
@@ -239,6 +250,10 @@ function privateLink(): Link {
       sh('tc', ['qdisc', 'replace', 'dev', vh, ...tbf(bytesPerSec)]);
       sh('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'replace', 'dev', vn, ...tbf(bytesPerSec)]);
     },
+    unlimit() {
+      spawnSync('tc', ['qdisc', 'del', 'dev', vh, 'root']);
+      spawnSync('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'del', 'dev', vn, 'root']);
+    },
   };
 }
 
@@ -255,6 +270,41 @@ interface Goal {
 }
 const goals: Goal[] = [];
 const details: string[] = [];
+/** Said under the goals table: what a row means on this machine (a limit that does not bind, the environment, ...). */
+const notes: string[] = [];
+
+/**
+ * Can this machine drive the target at the limit at all? The raw tool runs without the limit in the same
+ * contest: only if it then moves the data faster than the limit is the limit what slows it. If it is slower
+ * even without (SMB here: smbclient and smbd are CPU-bound), a row "at that speed" compares CPU use, not
+ * whether drkit keeps the target busy.
+ */
+function bindingNote(what: string, limitBytesPerSec: number, limited: Run, free: Run): void {
+  const rate = (limitedGib * 2 ** 30) / free.seconds;
+  const mb = (x: number) => `${(x / 1e6).toFixed(0)} MB/s`;
+  notes.push(
+    rate > limitBytesPerSec
+      ? `- ${what}: the limit binds (without it the raw tool takes ${s(free)}, about ${mb(rate)}; with it ${s(limited)}).`
+      : `- ${what}: **this machine cannot reach that rate**: without the limit the raw tool takes ${s(free)} (about ${mb(rate)}, below ${mb(limitBytesPerSec)}), with it ${s(limited)}; so this row compares CPU use, not whether drkit keeps the target busy.`,
+  );
+}
+/**
+ * What a run costs beyond its transfer: the raw tool and drkit on a nearly empty home (16 MiB), no limit.
+ * Each limited row's time less this is its transfer alone; their ratio says whether drkit keeps the target
+ * as busy as the raw tool does, whatever the fixed costs (Node's start, catalog, manifest, retention).
+ */
+function perRunCost(what: string, raw: () => Run, drkitRun: () => Run, between?: () => void): { raw: Run; drkit: Run } {
+  const fixed = contest({ raw, drkit: drkitRun }, between);
+  detail(`${what}, a 16 MiB home (what a run costs besides its transfer): raw`, fixed.raw, limitedGib);
+  detail(`${what}, a 16 MiB home: drkit`, fixed.drkit, limitedGib);
+  notes.push(`- ${what}, per run beyond the transfer (a 16 MiB home, no limit): raw ${s(fixed.raw)}, drkit ${s(fixed.drkit)}.`);
+  return fixed;
+}
+function transferNote(what: string, r: { raw: Run; drkit: Run }, fixed: { raw: Run; drkit: Run }): void {
+  const ratio = (r.raw.seconds - fixed.raw.seconds) / (r.drkit.seconds - fixed.drkit.seconds);
+  notes.push(`  ${what}: the transfer alone (each time less its 16 MiB run), raw / drkit = ${ratio.toFixed(2)}.`);
+}
+
 const atLeast = (goal: string, measured: string, ratio: number, min: number) =>
   goals.push({ goal, measured, ratio, target: `>= ${min}`, pass: ratio >= min, load: contestLoad });
 const atMost = (goal: string, measured: string, ratio: number, max: number, unit = '') =>
@@ -297,6 +347,15 @@ function diskBench(h: { mnt: string }, out: string, root: string): void {
   // cron fast path: the backup just succeeded, so nothing is due. Alternating single runs, medians.
   const c = contest({ node: () => measure('node', ['-e', '0']), cron: () => drkit(conf, 'cron') }, undefined, 15);
   atMost('`drkit cron`, nothing due / `node -e 0`', `${(c.cron.seconds * 1000).toFixed(0)} / ${(c.node.seconds * 1000).toFixed(0)} ms`, c.cron.seconds / c.node.seconds, 2, 'x');
+  // The same in cron's own environment (PATH and HOME only). A variable such as NODE_EXTRA_CA_CERTS (set on
+  // this machine) makes every Node start read a file of CA certificates (about 40 ms here), which both
+  // sides above pay: the ratio is lower there than where cron runs drkit.
+  const bare = (cmd: string, ...args: string[]) => measure('env', ['-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', cmd, ...args]);
+  const cb = contest({ node: () => bare('node', '-e', '0'), cron: () => bare('node', cli, '--config', conf, 'cron') }, undefined, 15);
+  const ms = (r: Run) => `${(r.seconds * 1000).toFixed(0)} ms`;
+  notes.push(
+    `- \`drkit cron\`, nothing due, in cron's environment (PATH and HOME only; this one ${process.env.NODE_EXTRA_CA_CERTS ? 'sets NODE_EXTRA_CA_CERTS' : 'has no NODE_EXTRA_CA_CERTS'}): ${ms(cb.cron)} against \`node -e 0\` ${ms(cb.node)} = ${(cb.cron.seconds / cb.node.seconds).toFixed(2)}x.`,
+  );
   rssOne = r.drkit.rssKiB;
   rmSync(tdir, { recursive: true, force: true });
 }
@@ -351,33 +410,38 @@ function smbclient(smbd: { share: string; port: number; credentials: string }, a
   return `smbclient //${addr}/${smbd.share} -p ${smbd.port} -A ${smbd.credentials} -E ${opts}`;
 }
 
-function limitedDiskBench(h: { mnt: string }, out: { mnt: string; dev: string }, root: string): void {
+function limitedDiskBench(h: { mnt: string }, tiny: { mnt: string }, out: { mnt: string; dev: string }, root: string): void {
   // Disk: the target's loop device limited for writes (the kernel's writeback included).
   const tdir = path.join(out.mnt, 'drkit-limited');
   mkdirSync(tdir);
   const conf = config(h.mnt, root, `file://${tdir}`, 'limited');
   const file = path.join(out.mnt, 'raw-limited.dump');
-  for (const rate of RATES) {
+  const rawOf = (home: string) => () => shell(`${XFSDUMP} -f ${file} ${home} >/dev/null 2>&1; sync ${file}`);
+  const removeRaw = () => rmSync(file, { force: true });
+  // drkit's own folder for the small home, so that neither config's retention deletes the other's dumps.
+  const tinyDir = path.join(out.mnt, 'drkit-tiny');
+  mkdirSync(tinyDir);
+  const tconf = config(tiny.mnt, root, `file://${tinyDir}`, 'disk-tiny');
+  const fixed = perRunCost('disk', rawOf(tiny.mnt), () => drkit(tconf, 'backup', '--no-progress'), removeRaw);
+  // (Whether the limit binds is not measured here: this target's loop device takes 1 GiB in about 1 s
+  // without it, 2026-12-01, far above both limits.)
+  for (const rate of RATES.filter((r) => !r.smbOnly)) {
     const undo = limitDiskWrites(out.dev, rate.bytesPerSec);
     try {
-      const r = contest(
-        {
-          raw: () => shell(`${XFSDUMP} -f ${file} ${h.mnt} >/dev/null 2>&1; sync ${file}`),
-          drkit: () => drkit(conf, 'backup', '--no-progress'),
-        },
-        () => rmSync(file, { force: true }),
-      );
+      const r = contest({ raw: rawOf(h.mnt), drkit: () => drkit(conf, 'backup', '--no-progress') }, removeRaw);
       detail(`disk at ${rate.name}: raw \`xfsdump -f FILE; sync FILE\``, r.raw, limitedGib);
       detail(`disk at ${rate.name}: drkit`, r.drkit, limitedGib);
+      transferNote(`disk at ${rate.name}`, r, fixed);
       atLeast(`disk at ${rate.name}, ${limitedGib} GiB: raw tool time / drkit time`, `${s(r.raw)} / ${s(r.drkit)}`, r.raw.seconds / r.drkit.seconds, 0.97);
     } finally {
       undo();
     }
   }
   rmSync(tdir, { recursive: true, force: true });
+  rmSync(tinyDir, { recursive: true, force: true });
 }
 
-async function limitedSmbBench(h: { mnt: string }, root: string): Promise<void> {
+async function limitedSmbBench(h: { mnt: string }, tiny: { mnt: string }, root: string): Promise<void> {
   // SMB: smbd in a private network namespace behind a veth link shaped by tc, both directions.
   const link = privateLink();
   const teardowns: (() => unknown)[] = [];
@@ -385,23 +449,48 @@ async function limitedSmbBench(h: { mnt: string }, root: string): Promise<void> 
     const smbd = await startSmbd({ teardown: (fn) => teardowns.push(fn) }, { netns: link.ns, address: link.nsAddr });
     const smb = smbclient(smbd, link.nsAddr);
     const sconf = config(h.mnt, root, `smb://${link.nsAddr}:${smbd.port}/${smbd.share}/drkit\ncredentials = ${smbd.credentials}`, 'smb-limited');
+    const tee = hashTee(base);
+    const rawOf = (home: string) => () => shell(`${XFSDUMP} - ${home} 2>/dev/null | ${smb} -c 'put - raw.dump' >/dev/null 2>&1`);
+    const raw = rawOf(h.mnt);
+    // drkit's own folder on the share for the small home, so that neither config's retention deletes the other's dumps.
+    const tconf = config(tiny.mnt, root, `smb://${link.nsAddr}:${smbd.port}/${smbd.share}/drkit-tiny\ncredentials = ${smbd.credentials}`, 'smb-tiny');
+    link.unlimit();
+    const fixed = perRunCost('SMB', rawOf(tiny.mnt), () => drkit(tconf, 'backup', '--no-progress'), settle);
     for (const rate of RATES) {
       link.limit(rate.bytesPerSec);
       const r = contest(
         {
-          raw: () => shell(`${XFSDUMP} - ${h.mnt} 2>/dev/null | ${smb} -c 'put - raw.dump' >/dev/null 2>&1`),
+          raw,
           drkit: () => drkit(sconf, 'backup', '--no-progress'),
+          // The same raw tool without the limit: does the limit bind? And with the hash teed to openssl at
+          // the limit: what a raw pipeline that also hashes every byte does at that speed.
+          unlimited: () => {
+            link.unlimit();
+            try {
+              return raw();
+            } finally {
+              link.limit(rate.bytesPerSec);
+            }
+          },
+          rawHash: () => shell(`${tee.setup}${XFSDUMP} - ${h.mnt} 2>/dev/null | ${tee.tee} | ${smb} -c 'put - raw.dump' >/dev/null 2>&1${tee.wait}`),
           before: before ? () => drkitBefore(sconf, 'backup', '--no-progress') : undefined,
         },
         settle,
-      ) as { raw: Run; drkit: Run; before?: Run };
+      ) as { raw: Run; drkit: Run; unlimited: Run; rawHash: Run; before?: Run };
       detail(`SMB at ${rate.name}: raw \`xfsdump - \\| smbclient put -\``, r.raw, limitedGib);
+      detail(`SMB at ${rate.name}: raw+hash \`xfsdump - \\| tee >(openssl) \\| smbclient put -\``, r.rawHash, limitedGib);
       detail(`SMB at ${rate.name}: drkit`, r.drkit, limitedGib);
+      detail(`SMB without the limit: raw`, r.unlimited, limitedGib);
       if (r.before) {
         detail(`SMB at ${rate.name}: drkit before`, r.before, limitedGib);
         details.push(`| (before: raw / drkit before = ${(r.raw.seconds / r.before.seconds).toFixed(2)}) | | | |`);
       }
-      atLeast(`SMB backup at ${rate.name}, ${limitedGib} GiB: raw tool time / drkit time`, `${s(r.raw)} / ${s(r.drkit)}`, r.raw.seconds / r.drkit.seconds, 0.97);
+      bindingNote(`SMB at ${rate.name}`, rate.bytesPerSec, r.raw, r.unlimited);
+      notes.push(`  SMB at ${rate.name}: raw+hash time / drkit time = ${s(r.rawHash)} / ${s(r.drkit)} = ${(r.rawHash.seconds / r.drkit.seconds).toFixed(2)}.`);
+      transferNote(`SMB at ${rate.name}`, r, fixed);
+      const what = `SMB backup at ${rate.name}, ${limitedGib} GiB: raw tool time / drkit time`;
+      if (rate.goal) atLeast(what, `${s(r.raw)} / ${s(r.drkit)}`, r.raw.seconds / r.drkit.seconds, 0.97);
+      else notes.push(`  ${what} (not a goal) = ${s(r.raw)} / ${s(r.drkit)} = ${(r.raw.seconds / r.drkit.seconds).toFixed(2)}.`);
     }
   } finally {
     for (const f of teardowns.reverse()) await f();
@@ -432,8 +521,9 @@ async function main() {
     if (only.has('disk')) diskBench(h1!, out.mnt, root);
     if (only.has('smb')) await smbBench(h1!, root);
     const hl = only.has('limited-disk') || only.has('limited-smb') ? home('homeL', limitedGib) : undefined;
-    if (only.has('limited-disk')) limitedDiskBench(hl!, out, root);
-    if (only.has('limited-smb')) await limitedSmbBench(hl!, root);
+    const tiny = hl ? home('homeT', 1 / 64) : undefined;
+    if (only.has('limited-disk')) limitedDiskBench(hl!, tiny!, out, root);
+    if (only.has('limited-smb')) await limitedSmbBench(hl!, tiny!, root);
     if (only.has('rss')) rssBench(out.mnt, root);
   } finally {
     for (const c of cleanups.reverse()) c();
@@ -449,6 +539,7 @@ async function main() {
   w(os.loadavg()[0]! > os.cpus().length ? `${load}: MORE THAN THE CORES, ratios compare CPU shares more than throughput\n\n` : `${load}\n\n`);
   w('| goal | measured | ratio | target | result | load |\n|---|---|---|---|---|---|\n');
   for (const g of goals) w(`| ${g.goal} | ${g.measured} | ${g.ratio.toFixed(2)} | ${g.target} | ${g.pass ? 'PASS' : 'MISS'} | ${g.load} |\n`);
+  if (notes.length) w(`\nOn this machine:\n${notes.join('\n')}\n`);
   w('\n| run (median) | wall | CPU s/GiB | peak RSS |\n|---|---|---|---|\n');
   w(details.join('\n') + '\n');
   if (goals.some((g) => !g.pass)) w(`\n${goals.filter((g) => !g.pass).length} of ${goals.length} goals missed\n`);
