@@ -12,6 +12,8 @@
 //   6. level 1 through a snapshot (including a change made after snapshot 1 was taken but before it was
 //      dumped), `drkit restore`, tree fingerprint identical, every record store a consistent prefix,
 //      both databases start on the restored data
+//   7. the appliance switched to spool mode: the next run still removes a snapshot (and its mount) that a
+//      killed snapshot-mode run left
 import t from 'tap';
 import { count, drkit, HOME, installProbe, leftovers, maria, NODE, pg, PROBE, removeFreeze, sh, SNAP, SOCK, PGSOCK, startServers, startSnapshotLab, state, TARGET, TREE, freezeScript, writeConfig, startDrkit, tryRun } from './lib/snapshot-lab.js';
 
@@ -179,4 +181,22 @@ t.test('6. level 1 through a snapshot; drkit restore; tree identical, records co
   t.ok(mc === mmax && (mc === 0 || mmin === 1), `MariaDB started on the restored data and holds records 1..${mmax}`);
   t.ok(pc === pmax && (pc === 0 || pmin === 1), `PostgreSQL started on the restored data and holds records 1..${pmax}`);
   t.ok(lines.length >= mc! && mc! >= pc! && pc! >= lines.length - 1, `one instant: file ${lines.length} >= MariaDB ${mc} >= PostgreSQL ${pc} >= file - 1`);
+});
+
+t.test('7. switched to spool mode: the next run still removes the snapshot a killed snapshot-mode run left', async (t) => {
+  // What a snapshot-mode run killed during its dump leaves (step 4): the snapshot LV, mounted read-only.
+  await sh(`lvcreate -q -y -s -n home-drkit-snap -L 64m vg0/home && mount -t xfs -o ro,nouuid /dev/vg0/home-drkit-snap ${SNAP}`, { env: { LVM_SUPPRESS_FD_WARNINGS: '1' } });
+  t.match(await leftovers(), /home-drkit-snap.*\/srv\/snap/, 'a snapshot and its mount, as a killed run leaves them');
+  await writeConfig({ spool: true });
+  try {
+    const r = await drkit('backup --no-progress');
+    t.equal(r.code, 0, 'the spool-mode run succeeds');
+    if (r.code !== 0) t.comment(r.stderr);
+    t.match(r.stderr, `unmounted ${SNAP}: the snapshot mount left by an interrupted run`);
+    t.match(r.stderr, 'removed snapshot vg0/home-drkit-snap: left by an interrupted run');
+    t.equal(await leftovers(), 'home', 'snapshot LV and mount are gone');
+    t.match((await state()).runs.at(-1), { status: 'success' });
+  } finally {
+    await writeConfig();
+  }
 });

@@ -10,7 +10,7 @@ import { systemCopy } from '../prepare/systemcopy.js';
 import { runSpoolModules, type ModuleOutcome } from '../prepare/spool.js';
 import { freezeModules } from '../prepare/freeze.js';
 import { checkHome, checkTools } from '../prepare/preconditions.js';
-import { homeSource, planSnapshot, takeSnapshot, type DumpSource } from '../prepare/snapshot.js';
+import { homeSource, planSnapshot, sweepAfterModeSwitch, takeSnapshot, type DumpSource } from '../prepare/snapshot.js';
 import { dumpToTarget, MissingBaseError } from '../dump/dump.js';
 import { inventoryHasSession } from '../exec/xfsdump.js';
 import { progressLine } from '../dump/progress.js';
@@ -46,6 +46,7 @@ export async function runBackup(cfg: Config, opts: BackupOptions): Promise<Backu
   const snapshotMode = typeof cfg.mode === 'string' ? undefined : cfg.mode;
   await checkTools(snapshotMode !== undefined);
   const plan = snapshotMode ? await planSnapshot(cfg, snapshotMode, log) : void (await checkHome(cfg.paths.home));
+  if (!snapshotMode) await sweepAfterModeSwitch(cfg.paths.home, log);
   const targetCfg = cfg.targets[cfg.dump.target]!;
   const target = await openTarget(targetCfg);
   log.info(`backup of ${cfg.paths.home} to ${target.display} (host ${cfg.host})`);

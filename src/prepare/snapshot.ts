@@ -4,12 +4,12 @@
 //
 // The snapshot LV (`<lv>-drkit-snap`) and its mount point ([snapshot] mount) have fixed names, so that the
 // next run finds what a killed run (kill -9, power loss) left and removes it.
-import { mkdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { access, mkdir, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config, SnapshotMode } from '../config/types.js';
-import { createSnapshot, findLv, removeLv, volumeGroup, type LogicalVolume } from '../exec/lvm.js';
-import { mount, mountAt, umount } from '../exec/mount.js';
-import type { ToolError } from '../exec/run.js';
+import { createSnapshot, findLv, listLvs, removeLv, volumeGroup, type LogicalVolume } from '../exec/lvm.js';
+import { mount, mountAt, mounts, umount } from '../exec/mount.js';
+import { which, type ToolError } from '../exec/run.js';
 import { humanBytes } from '../dump/progress.js';
 import type { Logger } from '../report/log.js';
 import { freezeAll, type FreezeOutcome } from './freeze.js';
@@ -91,15 +91,48 @@ async function sweepLeftovers(mode: SnapshotMode, origin: LogicalVolume, log: Lo
     if (!ours) {
       throw new PreconditionError(`[snapshot] mount ${mode.mount} has ${mounted.source} mounted on it, which is not drkit's snapshot ${origin.vg}/${name}; unmount it or set another [snapshot] mount`);
     }
-    // An xfsdump of the killed run may still be reading it for a moment.
-    await unmountRetrying(mode.mount);
-    log.warn(`unmounted ${mode.mount}: the snapshot mount left by an interrupted run`);
   }
   if (snap) {
     if (snap.origin !== origin.name) throw new PreconditionError(`${snap.fullName} exists but is not a snapshot of ${origin.fullName}; rename or remove it (drkit uses that name for its snapshot)`);
-    await removeLv(snap.fullName);
-    log.warn(`removed snapshot ${snap.fullName}: left by an interrupted run`);
+    await removeLeftover(snap, mounted ? [mode.mount] : [], log);
   }
+}
+
+/**
+ * Spool mode: a snapshot left by a snapshot-mode run that was killed before the mode was switched still
+ * holds space in the volume group, and while it exists every write to home is copied into it first; the
+ * next run removes it, as snapshot mode's own sweep would, wherever it is mounted. Looked for only when
+ * home is on device-mapper (one stat otherwise), and never fatal: a spool backup does not need it gone.
+ */
+export async function sweepAfterModeSwitch(home: string, log: Logger): Promise<void> {
+  try {
+    const dev = await deviceOf(home);
+    if (!(await access(`/sys/dev/block/${dev.major}:${dev.minor}/dm`).then(() => true, () => false)) || !(await which('lvs'))) return;
+    const lvs = await listLvs();
+    const origin = lvs.find((lv) => lv.kernelMajor === dev.major && lv.kernelMinor === dev.minor);
+    const snap = origin && lvs.find((lv) => lv.vg === origin.vg && lv.name === snapshotName(origin) && lv.origin === origin.name);
+    if (!snap) return;
+    // Local XFS mounts only: a stat of a hung network mount would hang the backup.
+    const at: string[] = [];
+    for (const m of await mounts()) {
+      if (m.fstype !== 'xfs') continue;
+      const d = await deviceOf(m.target).catch(() => undefined);
+      if (d && d.major === snap.kernelMajor && d.minor === snap.kernelMinor) at.push(m.target);
+    }
+    await removeLeftover(snap, at, log);
+  } catch (err) {
+    log.warn(`could not remove the snapshot left by an interrupted snapshot-mode run: ${(err as Error).message} (the next run tries again)`);
+  }
+}
+
+async function removeLeftover(snap: LogicalVolume, mountpoints: string[], log: Logger): Promise<void> {
+  for (const m of mountpoints) {
+    // An xfsdump of the killed run may still be reading it for a moment.
+    await unmountRetrying(m);
+    log.warn(`unmounted ${m}: the snapshot mount left by an interrupted run`);
+  }
+  await removeLv(snap.fullName);
+  log.warn(`removed snapshot ${snap.fullName}: left by an interrupted run`);
 }
 
 /**

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { startGuest, type Guest, type RunOptions } from './vm.js';
 import { REPO } from './sandbox.js';
-import { renderIni } from '../../src/config/print.js';
+import { renderIni, type IniSection } from '../../src/config/print.js';
 
 type Teardown = { teardown(fn: () => unknown): void };
 
@@ -42,17 +42,20 @@ export interface StateFile {
 export const state = async () => JSON.parse(await sh(`cat ${STATE}/state.json`)) as StateFile;
 export const leftovers = () => sh(`lvs --noheadings -o lv_name vg0 | tr -d ' ' | tr '\\n' ' '; findmnt -n ${SNAP} || true`, { env: { LVM_SUPPRESS_FD_WARNINGS: '1' } });
 
-function config(o: { size?: string; levels?: string } = {}): string {
+const snapshotSection = (size = '50%'): IniSection => ['snapshot', [['size', size], ['mount', SNAP], ['freeze_timeout', '120'], ['max_frozen', '120']]];
+
+/** `spool`: the same appliance switched to spool mode (no [snapshot] section; the database modules off). */
+function config(o: { size?: string; levels?: string; spool?: boolean } = {}): string {
   return renderIni([
     ['general', [['host', 'guest1']]],
     ['schedule', [['cron', '0 2 * * *']]],
-    ['mode', [['consistency', 'snapshot']]],
-    ['snapshot', [['size', o.size ?? '50%'], ['mount', SNAP], ['freeze_timeout', '120'], ['max_frozen', '120']]],
+    ['mode', [['consistency', o.spool ? 'spool' : 'snapshot']]],
+    ...(o.spool ? [] : [snapshotSection(o.size)]),
     ['paths', [['root', '/srv/root'], ['home', HOME], ['boot', '/srv/root/boot'], ['state', `${STATE}/state.json`], ['lock', `${STATE}/lock`], ['log_dir', `${STATE}/log`], ['modules', `${REPO}/modules, ${ETC}/modules.d`]]],
     ['systemcopy', [['enabled', 'false']]],
     ['dump', [['target', 'disk'], ['levels', o.levels ?? '0 1 1 1 1 1'], ['verify', 'after-backup']]],
     ['target.disk', [['url', `file://${TARGET}`]]],
-    ['modules', [['disabled', 'etc, openldap, svn']]],
+    ['modules', [['disabled', o.spool ? 'etc, openldap, svn, mariadb, postgresql' : 'etc, openldap, svn']]],
   ]);
 }
 export const writeConfig = (o: Parameters<typeof config>[0] = {}) => sh(`cat >${ETC}/drkit.conf`, { input: config(o) });
