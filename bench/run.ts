@@ -56,7 +56,7 @@ function selectedGroups(): Set<Group> {
 }
 const only = selectedGroups();
 /**
- * The issue's two rates are goals. 200 MB/s (SMB only) is not: on this machine SMB3 carries about 280 MB/s
+ * The issue's two rates are goals. 200 MB/s (SMB only) is not: on this machine SMB3 carries 230-300 MB/s
  * whatever the link (smbclient and smbd are CPU-bound), so 400 MB/s does not bind there; 200 MB/s is a rate
  * that does, to show whether drkit keeps a link busy that really is the limit.
  */
