@@ -63,7 +63,8 @@ const ownStatus = failed > 0 ? 1 : 0;
 const tallyFile = process.env.DRKIT_TEST_TALLY;
 if (tallyFile) {
   // An empty or missing file: the first run of the row.
-  const before = existsSync(tallyFile) && readFileSync(tallyFile, 'utf8').trim() ? JSON.parse(readFileSync(tallyFile, 'utf8')) : { passed: 0, failed: 0, failures: [], skipped: [] };
+  const kept = existsSync(tallyFile) ? readFileSync(tallyFile, 'utf8').trim() : '';
+  const before = kept ? JSON.parse(kept) : { passed: 0, failed: 0, failures: [], skipped: [] };
   if (before.passed || before.failed) console.log(`\nThis run: ${passed} passed, ${failed} failed; with the runs before it (${tallyFile}):`);
   passed += before.passed;
   failed += before.failed;

@@ -86,9 +86,14 @@ export async function findLv(vg: string, name: string): Promise<LogicalVolume | 
   return (await listLvs(vg)).find((lv) => lv.name === name);
 }
 
-/** The active LV behind the block device major:minor (what a mount's st_dev says), if it is one. */
+/** Whether `lv` is active as the block device major:minor (what a mount's st_dev says). */
+export function lvIsDevice(lv: LogicalVolume, dev: { major: number; minor: number }): boolean {
+  return lv.kernelMajor === dev.major && lv.kernelMinor === dev.minor;
+}
+
+/** The active LV behind the block device major:minor, if it is one. */
 export async function lvByDevice(major: number, minor: number): Promise<LogicalVolume | undefined> {
-  return (await listLvs()).find((lv) => lv.kernelMajor === major && lv.kernelMinor === minor);
+  return (await listLvs()).find((lv) => lvIsDevice(lv, { major, minor }));
 }
 
 export async function volumeGroup(vg: string): Promise<VolumeGroup> {

@@ -7,7 +7,7 @@
 import { access, mkdir, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config, SnapshotMode } from '../config/types.js';
-import { createSnapshot, findLv, listLvs, removeLv, volumeGroup, type LogicalVolume } from '../exec/lvm.js';
+import { createSnapshot, findLv, listLvs, lvIsDevice, removeLv, volumeGroup, type LogicalVolume } from '../exec/lvm.js';
 import { mount, mountAt, mounts, umount } from '../exec/mount.js';
 import { which, type ToolError } from '../exec/run.js';
 import { humanBytes } from '../dump/progress.js';
@@ -87,7 +87,7 @@ async function sweepLeftovers(mode: SnapshotMode, origin: LogicalVolume, log: Lo
   const mounted = await mountAt(mode.mount);
   if (mounted) {
     const dev = await deviceOf(mode.mount);
-    const ours = snap && snap.kernelMajor === dev.major && snap.kernelMinor === dev.minor;
+    const ours = snap && lvIsDevice(snap, dev);
     if (!ours) {
       throw new PreconditionError(`[snapshot] mount ${mode.mount} has ${mounted.source} mounted on it, which is not drkit's snapshot ${origin.vg}/${name}; unmount it or set another [snapshot] mount`);
     }
@@ -109,7 +109,7 @@ export async function sweepAfterModeSwitch(home: string, log: Logger): Promise<v
     const dev = await deviceOf(home);
     if (!(await access(`/sys/dev/block/${dev.major}:${dev.minor}/dm`).then(() => true, () => false)) || !(await which('lvs'))) return;
     const lvs = await listLvs();
-    const origin = lvs.find((lv) => lv.kernelMajor === dev.major && lv.kernelMinor === dev.minor);
+    const origin = lvs.find((lv) => lvIsDevice(lv, dev));
     const snap = origin && lvs.find((lv) => lv.vg === origin.vg && lv.name === snapshotName(origin) && lv.origin === origin.name);
     if (!snap) return;
     // Local XFS mounts only: a stat of a hung network mount would hang the backup.
@@ -117,7 +117,7 @@ export async function sweepAfterModeSwitch(home: string, log: Logger): Promise<v
     for (const m of await mounts()) {
       if (m.fstype !== 'xfs') continue;
       const d = await deviceOf(m.target).catch(() => undefined);
-      if (d && d.major === snap.kernelMajor && d.minor === snap.kernelMinor) at.push(m.target);
+      if (d && lvIsDevice(snap, d)) at.push(m.target);
     }
     await removeLeftover(snap, at, log);
   } catch (err) {
